@@ -1,0 +1,53 @@
+"""What can go wrong handing messages to a provider, as one small tree.
+
+    BackendError                    any failure of a backend call
+    ├── RetryableError              nothing was delivered; try again later (5xx, connect error,
+    │   │                           timeout before the request was sent)
+    │   └── RateLimitedError        the provider asked us to slow down; ``retry_after`` seconds
+    ├── PermanentError              retrying cannot help (bad credentials, malformed request);
+    │                               nothing in the batch was accepted
+    └── AmbiguousError              the request may have been delivered (timeout or dropped
+                                    connection after it was sent): mark ``unknown``
+
+A single recipient rejected inside an accepted batch is not an exception: it is a
+``SendResult`` with ``status=REJECTED`` (see ``digest.backends.base``).
+
+A backend that needs several requests for one batch (SMTP sends message by message; Mailgun
+and SendGrid may split a batch they cannot express as one template) can fail after part of the
+batch was handed over. The error then carries ``partial_results``: the results of the messages
+that were already accepted or rejected. Every other message of the batch shares the error's
+fate. Record the partial results first, or an accepted message would be sent twice.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from digest.backends.base import SendResult
+
+
+class BackendError(Exception):
+    """A backend call failed as a whole (except for ``partial_results``, usually empty)."""
+
+    partial_results: tuple[SendResult, ...] = ()
+
+
+class RetryableError(BackendError):
+    """Nothing was accepted; the same request may be sent again."""
+
+
+class RateLimitedError(RetryableError):
+    """The provider throttled us; wait ``retry_after`` seconds (None: use our own backoff)."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class PermanentError(BackendError):
+    """The whole request is refused and will be refused again (e.g. invalid credentials)."""
+
+
+class AmbiguousError(BackendError):
+    """The provider may or may not have accepted the request."""

@@ -1,0 +1,213 @@
+"""Typed settings, read once from the environment (prefix ``DIGEST_``) and an optional ``.env``.
+
+Every tunable of the service lives here so that ``digest config show`` can print the whole
+effective configuration, secrets masked. Values are validated when loaded: a service that
+starts with settings that cannot work is worse than one that refuses to start.
+"""
+
+from __future__ import annotations
+
+import re
+from email.headerregistry import Address
+from email.utils import parseaddr
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from digest.errors import ConfigError
+
+PLACEHOLDER_SECRETS = frozenset({"", "change-me", "changeme", "secret", "dev-secret-change-me"})
+DEFAULT_SECRET = "dev-secret-change-me"  # noqa: S105 - a placeholder, refused in production
+
+EmailBackendName = Literal[
+    "outbox", "memory", "postmark", "sendgrid", "mailgun", "resend", "ses", "smtp"
+]
+
+_SEND_WINDOW = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)$")
+
+
+class Settings(BaseSettings):
+    """The effective configuration of one digest process."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="DIGEST_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        validate_default=True,
+    )
+
+    environment: Literal["development", "test", "production"] = "development"
+    database_url: str = "sqlite:///./digest.db"
+    secret_key: SecretStr = SecretStr(DEFAULT_SECRET)
+
+    # The newsletter itself.
+    newsletter: str = Field("weekly", pattern=r"^[a-z0-9]+(-[a-z0-9]+)*$")
+    site_name: str = "Weekly AI Tool Verdicts"
+    base_url: str = "http://localhost:8000"
+    sender: str = "Weekly AI Tool Verdicts <digest@verdicts.example.com>"
+    reply_to: str | None = None
+    postal_address: str = "Verdicts Media, 1 Example Street, Springfield, USA"
+    timezone: str = "UTC"
+    unsubscribe_mailto: str | None = None
+    # str.format templates; fields and rules in digest/render/subject.py.
+    subject_template: str = "{first}{more}"
+    preheader_template: str = (
+        "Ship or skip: the panel's verdicts on {count_label} from the past week"
+    )
+    min_new_comparisons: int = Field(1, ge=1)
+
+    # Delivery.
+    email_backend: EmailBackendName = "outbox"
+    email_api_url: str | None = None
+    email_api_key: SecretStr | None = None
+    outbox_dir: Path = Path("./outbox")
+    mailgun_domain: str | None = None
+    postmark_message_stream: str = "broadcast"
+    ses_region: str = "us-east-1"
+    ses_access_key_id: str | None = None
+    ses_secret_access_key: SecretStr | None = None
+    ses_configuration_set: str | None = None
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = Field(25, ge=1, le=65535)
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = False
+    smtp_ssl: bool = False
+    send_rate: float = Field(50.0, gt=0, description="messages per second")
+    send_concurrency: int = Field(4, ge=1, le=64)
+    send_batch_size: int = Field(500, ge=1, le=1000)
+    send_max_attempts: int = Field(5, ge=1, le=20)
+    send_timeout: float = Field(30.0, gt=0)
+    lease_seconds: int = Field(300, ge=10)
+
+    # Webhooks (one secret per provider scheme).
+    postmark_webhook_user: str | None = None
+    postmark_webhook_password: SecretStr | None = None
+    sendgrid_webhook_public_key: str | None = None
+    mailgun_webhook_signing_key: SecretStr | None = None
+    resend_webhook_secret: SecretStr | None = None
+    ses_sns_topic_arn: str | None = None
+    # Hosts SNS signing certificates and confirmation URLs may come from; empty means the
+    # regional endpoint of the topic, sns.<region>.amazonaws.com(.cn).
+    ses_sns_cert_hosts: list[str] = Field(default_factory=list)
+    webhook_max_bytes: int = Field(4 * 1024 * 1024, ge=64 * 1024)
+
+    # Scheduler.
+    schedule: str = "0 8 * * MON"
+    misfire_grace_hours: float = Field(6.0, gt=0)
+    send_window: str | None = None
+    content_url: str | None = None
+    content_dir: Path | None = None
+
+    # Web.
+    subscribe_rate_per_minute: int = Field(10, ge=1)
+    max_request_bytes: int = Field(64 * 1024, ge=1024)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown timezone {value!r} (use an IANA name such as UTC)") from exc
+        return value
+
+    @field_validator("base_url")
+    @classmethod
+    def _absolute_base_url(cls, value: str) -> str:
+        if not re.match(r"^https?://[^\s/?#]+(/[^\s?#]*)?$", value):
+            raise ValueError(f"must be an absolute http(s) URL without query, got {value!r}")
+        return value.rstrip("/")
+
+    @field_validator("sender", "reply_to")
+    @classmethod
+    def _address(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if "\r" in value or "\n" in value:
+            raise ValueError("must not contain line breaks")
+        _name, addr = parseaddr(value)
+        if "@" not in addr:
+            raise ValueError(f"not an email address: {value!r}")
+        return value
+
+    @field_validator("send_window")
+    @classmethod
+    def _window(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        if not _SEND_WINDOW.match(value):
+            raise ValueError(f"must look like 07:00-20:00, got {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _refuse_placeholder_secret(self) -> Settings:
+        if (
+            self.environment != "development"
+            and self.secret_key.get_secret_value() in PLACEHOLDER_SECRETS
+        ):
+            raise ValueError(
+                "secret_key is a placeholder; set DIGEST_SECRET_KEY to a long random value "
+                "(e.g. `python -c 'import secrets; print(secrets.token_urlsafe(48))'`)"
+            )
+        if self.environment != "development" and len(self.secret_key.get_secret_value()) < 16:
+            raise ValueError("secret_key must be at least 16 characters outside development")
+        return self
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def sender_address(self) -> Address:
+        name, addr = parseaddr(self.sender)
+        username, _, domain = addr.rpartition("@")
+        return Address(display_name=name, username=username, domain=domain)
+
+    @property
+    def list_id(self) -> str:
+        """RFC 2919 List-Id: the newsletter name under the sender's domain."""
+        return f"{self.newsletter}.{self.sender_address.domain}"
+
+    def masked(self) -> dict[str, Any]:
+        """The effective settings as plain data, every secret replaced by ``********``."""
+        shown: dict[str, Any] = {}
+        for name, value in self.model_dump().items():
+            if isinstance(value, SecretStr):
+                shown[name] = "********" if value.get_secret_value() else ""
+            elif isinstance(value, Path):
+                shown[name] = str(value)
+            else:
+                shown[name] = value
+        shown["database_url"] = _mask_url_password(self.database_url)
+        return shown
+
+
+def _mask_url_password(url: str) -> str:
+    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1********@", url)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read the settings, turning validation failures into one readable ``ConfigError``."""
+    from pydantic import ValidationError
+
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"DIGEST_{'.'.join(str(p) for p in err['loc']).upper() or 'SETTINGS'}: "
+            f"{err['msg'].removeprefix('Value error, ')}"
+            for err in exc.errors()
+        )
+        raise ConfigError(f"invalid settings: {problems}") from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings (cached; tests build their own ``Settings``)."""
+    return load_settings()

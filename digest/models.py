@@ -1,0 +1,49 @@
+"""Every table of digest, imported in one place so that ``SQLModel.metadata`` is complete.
+
+Alembic's environment and the schema tests import this module; application code imports the
+models from the package that owns them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlmodel import SQLModel
+
+from digest.content.models import Comparison, Review, Tool
+from digest.delivery.models import Delivery, DeliveryState
+from digest.editions.models import Edition, EditionComparison, EditionStatus
+from digest.state import ServiceState
+from digest.webhooks.models import WebhookEvent
+from subscribers.models import AuditEntry, Subscriber, Suppression
+
+metadata = SQLModel.metadata
+
+# Tables other libraries own (APScheduler's job store) are not ours to migrate or compare.
+FOREIGN_TABLES = frozenset({"apscheduler_jobs"})
+
+
+def include_object(
+    obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any
+) -> bool:
+    """Alembic filter: leave tables that belong to other libraries alone."""
+    return not (type_ == "table" and name in FOREIGN_TABLES)
+
+
+__all__ = [
+    "AuditEntry",
+    "Comparison",
+    "Delivery",
+    "DeliveryState",
+    "Edition",
+    "EditionComparison",
+    "EditionStatus",
+    "Review",
+    "ServiceState",
+    "Subscriber",
+    "Suppression",
+    "Tool",
+    "WebhookEvent",
+    "include_object",
+    "metadata",
+]

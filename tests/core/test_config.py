@@ -1,0 +1,77 @@
+"""Settings: defaults, validation, placeholder secrets refused outside development, masking."""
+
+from __future__ import annotations
+
+import pytest
+
+from digest.config import Settings, load_settings
+from digest.errors import ConfigError
+
+
+def make(**values: object) -> Settings:
+    return load_settings(_env_file=None, **values)
+
+
+def test_defaults_are_the_embedded_setup(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in (
+        "DIGEST_DATABASE_URL",
+        "DIGEST_ENVIRONMENT",
+        "DIGEST_EMAIL_BACKEND",
+        "DIGEST_TIMEZONE",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    settings = make()
+    assert settings.database_url == "sqlite:///./digest.db"
+    assert settings.timezone == "UTC"
+    assert settings.email_backend == "outbox"
+
+
+def test_environment_variables_are_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DIGEST_TIMEZONE", "America/New_York")
+    monkeypatch.setenv("DIGEST_SEND_RATE", "12.5")
+    settings = make()
+    assert settings.timezone == "America/New_York" and settings.send_rate == 12.5
+
+
+@pytest.mark.parametrize("secret", ["change-me", "dev-secret-change-me", "", "short"])
+def test_placeholder_secret_refused_in_production(secret: str) -> None:
+    with pytest.raises(ConfigError, match=r"DIGEST_SECRET_KEY|secret_key"):
+        make(environment="production", secret_key=secret)
+
+
+def test_placeholder_secret_allowed_in_development() -> None:
+    assert make(environment="development").secret_key.get_secret_value()
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "fragment"),
+    [
+        ("timezone", "Mars/Olympus", "unknown timezone"),
+        ("base_url", "ftp://x", "absolute http(s) URL"),
+        ("sender", "Name <a@b.c>\r\nBcc: x@y.z", "line breaks"),
+        ("send_window", "7-20", "07:00-20:00"),
+        ("email_backend", "carrier-pigeon", "DIGEST_EMAIL_BACKEND"),
+    ],
+)
+def test_invalid_values_name_the_setting(field: str, value: str, fragment: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        make(**{field: value})
+    assert fragment in str(caught.value)
+    assert f"DIGEST_{field.upper()}" in str(caught.value)
+
+
+def test_masked_hides_secrets_and_url_passwords() -> None:
+    settings = make(
+        secret_key="a-very-long-and-random-secret-value",
+        email_api_key="pm-token-123",
+        database_url="postgresql+psycopg://digest:hunter2@db:5432/digest",
+    )
+    shown = settings.masked()
+    assert shown["secret_key"] == "********"
+    assert shown["email_api_key"] == "********"
+    assert shown["database_url"] == "postgresql+psycopg://digest:********@db:5432/digest"
+    assert "hunter2" not in repr(shown) and "pm-token-123" not in repr(shown)
+
+
+def test_list_id_uses_the_sender_domain() -> None:
+    assert make(sender="Verdicts <news@mail.example.org>").list_id == "weekly.mail.example.org"
