@@ -1,0 +1,91 @@
+"""The RFC 5322 form of an ``OutgoingMessage``: what SMTP, SES raw sends and the outbox carry.
+
+``build_mime`` returns a multipart/alternative message (text/plain first, then text/html,
+UTF-8, 7bit when the text allows it, else quoted-printable or base64, so no line exceeds 998
+octets) with From, To, Subject, Date, Message-ID, Reply-To (when set), MIME-Version and every
+extra header of the message, each exactly once. ``to_bytes`` serializes it with CRLF line ends.
+
+Display names and the subject are RFC 2047-encoded by the email package when they are not
+ASCII. ASCII extra headers (List-Unsubscribe and friends) are folded here at spaces and stored
+verbatim: the email package would otherwise turn a long URL into encoded words, which mail
+clients do not decode in List-* headers.
+"""
+
+from __future__ import annotations
+
+import email.policy
+import re
+from datetime import UTC, datetime
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.utils import parseaddr
+
+from digest.backends.message import OutgoingMessage, sanitize_display_name
+
+# SMTP's CRLF policy; ``cte_type="7bit"`` keeps bodies and headers 7-bit clean (no raw UTF-8 on
+# the wire), ``refold_source="none"`` emits the headers folded here exactly as given.
+POLICY = email.policy.SMTP.clone(cte_type="7bit", refold_source="none")
+
+FOLD_AT = 78  # RFC 5322 "should" line length
+MAX_LINE = 998  # RFC 5322 "must" line length, CRLF excluded
+_MESSAGE_ID = re.compile(r"^<[!-;=?-~]+@[!-;=?-~]+>$")
+
+
+def build_mime(message: OutgoingMessage, *, date: datetime | None = None) -> EmailMessage:
+    """The complete MIME message; ``date`` defaults to now (a naive value is taken as UTC)."""
+    if not _MESSAGE_ID.match(message.message_id):
+        raise ValueError(f"Message-ID must look like <local@domain>, got {message.message_id!r}")
+    when = date or datetime.now(UTC)
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+
+    msg = EmailMessage(policy=POLICY)
+    msg["From"] = parse_address(message.sender)
+    msg["To"] = Address(display_name=sanitize_display_name(message.to_name), addr_spec=message.to)
+    msg["Subject"] = message.subject
+    msg["Date"] = when
+    msg.set_raw("Message-ID", message.message_id)
+    if message.reply_to:
+        msg["Reply-To"] = parse_address(message.reply_to)
+    for name, value in message.headers.items():
+        if value.isascii():
+            msg.set_raw(name, fold(name, value))
+        else:
+            msg[name] = value
+    msg.set_content(message.text, subtype="plain", charset="utf-8")
+    msg.add_alternative(message.html, subtype="html", charset="utf-8")
+    return msg
+
+
+def to_bytes(msg: EmailMessage) -> bytes:
+    """The message as sent on the wire: CRLF line ends, 7-bit clean."""
+    return msg.as_bytes(policy=POLICY)
+
+
+def parse_address(value: str) -> Address:
+    """``"Name <user@example.com>"`` or a bare address, display name sanitized."""
+    name, addr = parseaddr(value)
+    if "@" not in addr:
+        raise ValueError(f"not an email address: {value!r}")
+    return Address(display_name=sanitize_display_name(name), addr_spec=addr)
+
+
+def fold(name: str, value: str) -> str:
+    """Fold an ASCII header value at spaces so lines stay near 78 octets (never over 998).
+
+    Folding only inserts a line break before an existing space, so unfolding restores the
+    value exactly.
+    """
+    lines: list[str] = []
+    words = value.split(" ")
+    current = words[0]
+    width = len(name) + 2  # "Name: " precedes the first line
+    for word in words[1:]:
+        if width + len(current) + 1 + len(word) > FOLD_AT and current.strip():
+            lines.append(current)
+            current, width = "", 0
+        current = f"{current} {word}"
+    lines.append(current)
+    if len(name) + 2 + len(lines[0]) > MAX_LINE or any(len(line) > MAX_LINE for line in lines):
+        raise ValueError(f"header {name} has a word too long for a {MAX_LINE}-octet line")
+    return "\n".join(lines)

@@ -1,0 +1,111 @@
+"""Postmark: ``POST /email/batch``, up to 500 messages, one result per message.
+
+The batch endpoint answers 200 even when single messages fail; each entry of the answer has an
+``ErrorCode`` (0 = accepted). Codes 300 (invalid email request) and 406 (inactive recipient)
+reject that message only. Headers (List-Unsubscribe, Message-ID, ...) go in ``Headers``,
+metadata in ``Metadata``, the stream in ``MessageStream``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import httpx
+
+from digest.backends.base import ResultStatus, SendResult, require_setting
+from digest.backends.http import ApiCall, HttpBackend, format_address
+from digest.backends.message import OutgoingMessage
+
+if TYPE_CHECKING:
+    from digest.config import Settings
+
+INVALID_EMAIL_REQUEST = 300
+INACTIVE_RECIPIENT = 406
+# Error 300 also covers a bad From or body; only a bad recipient makes the address unusable.
+_RECIPIENT_PROBLEM = re.compile(r"(Invalid|Error\s+parsing)\s+'(To|Cc|Bcc)'", re.IGNORECASE)
+
+
+class PostmarkBackend(HttpBackend):
+    """Sends through Postmark's batch API with a server token."""
+
+    name: ClassVar[str] = "postmark"
+    provider: ClassVar[str] = "Postmark"
+    default_base_url: ClassVar[str] = "https://api.postmarkapp.com"
+    max_batch_size: ClassVar[int] = 500
+
+    def __init__(self, server_token: str, *, message_stream: str = "broadcast", **kwargs: Any):
+        super().__init__(**kwargs)
+        self.message_stream = message_stream
+        self._auth = {"X-Postmark-Server-Token": server_token}
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, *, transport: httpx.BaseTransport | None = None
+    ) -> PostmarkBackend:
+        return cls(
+            require_setting(settings.email_api_key, "DIGEST_EMAIL_API_KEY", cls.name),
+            message_stream=settings.postmark_message_stream,
+            base_url=settings.email_api_url,
+            timeout=settings.send_timeout,
+            transport=transport,
+        )
+
+    def auth_headers(self) -> dict[str, str]:
+        return self._auth
+
+    def plan(self, messages: Sequence[OutgoingMessage], indexes: list[int]) -> list[ApiCall]:
+        stream = self.message_stream
+        payload = []
+        for index in indexes:
+            message = messages[index]
+            headers = [{"Name": k, "Value": v} for k, v in message.headers.items()]
+            headers.append({"Name": "Message-ID", "Value": message.message_id})
+            item: dict[str, Any] = {
+                "From": message.sender,
+                "To": format_address(message.to, message.to_name),
+                "Subject": message.subject,
+                "HtmlBody": message.html,
+                "TextBody": message.text,
+                "Headers": headers,
+                "MessageStream": stream,
+            }
+            if message.reply_to:
+                item["ReplyTo"] = message.reply_to
+            if message.metadata:
+                item["Metadata"] = message.metadata
+            payload.append(item)
+        return [ApiCall(indexes, "/email/batch", json=payload)]
+
+    def parse(
+        self, call: ApiCall, response: httpx.Response, messages: Sequence[OutgoingMessage]
+    ) -> list[SendResult]:
+        answer = self.json(response)
+        if not isinstance(answer, list) or len(answer) != len(call.indexes):
+            raise self.malformed(response, "not one entry per message")
+        results = []
+        for index, entry in zip(call.indexes, answer, strict=True):
+            if not isinstance(entry, Mapping):
+                raise self.malformed(response, "not a list of objects")
+            message_id = messages[index].message_id
+            code = entry.get("ErrorCode", 0)
+            text = str(entry.get("Message", ""))
+            if code == 0:
+                provider_id = entry.get("MessageID")
+                if not isinstance(provider_id, str):
+                    raise self.malformed(response, "missing a MessageID")
+                results.append(SendResult(message_id, ResultStatus.ACCEPTED, provider_id))
+            else:
+                hard = code == INACTIVE_RECIPIENT or (
+                    code == INVALID_EMAIL_REQUEST and bool(_RECIPIENT_PROBLEM.search(text))
+                )
+                results.append(
+                    SendResult(
+                        message_id,
+                        ResultStatus.REJECTED,
+                        error=f"Postmark error {code}: {text}",
+                        hard_invalid=hard,
+                    )
+                )
+        return results
