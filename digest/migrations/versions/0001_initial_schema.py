@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-27 11:02:50.081148
+Create Date: 2026-11-27 11:20:46.444022
 """
 
 from collections.abc import Sequence
@@ -45,6 +45,7 @@ def upgrade() -> None:
     sa.Column('week', sa.String(length=8), nullable=False),
     sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('subject', sa.String(length=500), nullable=False),
+    sa.Column('ledger_complete', sa.Boolean(), nullable=False),
     sa.Column('created_at', digest.db.UTCDateTime(timezone=True), nullable=False),
     sa.Column('completed_at', digest.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('cancelled_at', digest.db.UTCDateTime(timezone=True), nullable=True),
@@ -73,7 +74,8 @@ def upgrade() -> None:
     sa.Column('unsubscribed_at', digest.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('confirmation_sent_at', digest.db.UTCDateTime(timezone=True), nullable=True),
     sa.PrimaryKeyConstraint('id'),
-    sa.UniqueConstraint('email_key')
+    sa.UniqueConstraint('email_key'),
+    sqlite_autoincrement=True
     )
     with op.batch_alter_table('subscriber', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_subscriber_status'), ['status'], unique=False)
@@ -87,24 +89,6 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('email_key')
     )
-    op.create_table('webhook_event',
-    sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('provider', sa.String(length=32), nullable=False),
-    sa.Column('event_key', sa.String(length=200), nullable=False),
-    sa.Column('event_type', sa.String(length=32), nullable=False),
-    sa.Column('email', sa.String(length=320), nullable=True),
-    sa.Column('message_id', sa.String(length=250), nullable=True),
-    sa.Column('occurred_at', digest.db.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('received_at', digest.db.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('description', sa.Text(), nullable=False),
-    sa.Column('raw', sa.JSON(), nullable=False),
-    sa.PrimaryKeyConstraint('id'),
-    sa.UniqueConstraint('provider', 'event_key')
-    )
-    with op.batch_alter_table('webhook_event', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_webhook_event_event_type'), ['event_type'], unique=False)
-        batch_op.create_index(batch_op.f('ix_webhook_event_message_id'), ['message_id'], unique=False)
-
     op.create_table('audit_log',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('subscriber_id', sa.Integer(), nullable=True),
@@ -134,6 +118,7 @@ def upgrade() -> None:
     sa.Column('worker', sa.String(length=120), nullable=True),
     sa.Column('lease_expires_at', digest.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('not_before', digest.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('attempt_started_at', digest.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('message_id', sa.String(length=250), nullable=False),
     sa.Column('provider_message_id', sa.String(length=250), nullable=True),
     sa.Column('last_error', sa.Text(), nullable=True),
@@ -148,7 +133,7 @@ def upgrade() -> None:
     sa.UniqueConstraint('message_id')
     )
     with op.batch_alter_table('delivery', schema=None) as batch_op:
-        batch_op.create_index('ix_delivery_edition_state', ['edition_id', 'state'], unique=False)
+        batch_op.create_index('ix_delivery_edition_state', ['edition_id', 'state', 'id'], unique=False)
         batch_op.create_index(batch_op.f('ix_delivery_provider_message_id'), ['provider_message_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_delivery_subscriber_id'), ['subscriber_id'], unique=False)
 
@@ -202,11 +187,44 @@ def upgrade() -> None:
     with op.batch_alter_table('review', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_review_tool_id'), ['tool_id'], unique=False)
 
+    op.create_table('webhook_event',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('provider', sa.String(length=32), nullable=False),
+    sa.Column('event_key', sa.String(length=200), nullable=False),
+    sa.Column('event_type', sa.String(length=32), nullable=False),
+    sa.Column('bounce', sa.String(length=8), nullable=True),
+    sa.Column('email', sa.String(length=320), nullable=True),
+    sa.Column('message_id', sa.String(length=250), nullable=True),
+    sa.Column('provider_message_id', sa.String(length=250), nullable=True),
+    sa.Column('delivery_id', sa.Integer(), nullable=True),
+    sa.Column('replay_token', sa.String(length=200), nullable=True),
+    sa.Column('occurred_at', digest.db.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('received_at', digest.db.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('description', sa.Text(), nullable=False),
+    sa.Column('raw', sa.JSON(), nullable=False),
+    sa.ForeignKeyConstraint(['delivery_id'], ['delivery.id'], ondelete='SET NULL'),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('provider', 'event_key'),
+    sa.UniqueConstraint('provider', 'replay_token')
+    )
+    with op.batch_alter_table('webhook_event', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_webhook_event_delivery_id'), ['delivery_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_webhook_event_event_type'), ['event_type'], unique=False)
+        batch_op.create_index(batch_op.f('ix_webhook_event_message_id'), ['message_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_webhook_event_provider_message_id'), ['provider_message_id'], unique=False)
+
     # ### end Alembic commands ###
 
 
 def downgrade() -> None:
     # ### commands auto generated by Alembic - please adjust! ###
+    with op.batch_alter_table('webhook_event', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_webhook_event_provider_message_id'))
+        batch_op.drop_index(batch_op.f('ix_webhook_event_message_id'))
+        batch_op.drop_index(batch_op.f('ix_webhook_event_event_type'))
+        batch_op.drop_index(batch_op.f('ix_webhook_event_delivery_id'))
+
+    op.drop_table('webhook_event')
     with op.batch_alter_table('review', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_review_tool_id'))
 
@@ -231,11 +249,6 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_audit_log_email_key'))
 
     op.drop_table('audit_log')
-    with op.batch_alter_table('webhook_event', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_webhook_event_message_id'))
-        batch_op.drop_index(batch_op.f('ix_webhook_event_event_type'))
-
-    op.drop_table('webhook_event')
     op.drop_table('suppression')
     with op.batch_alter_table('subscriber', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_subscriber_status'))
