@@ -1,0 +1,24 @@
+"""``digest serve``: the subscription pages, ``/healthz`` and ``/metrics`` under uvicorn."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+import uvicorn
+
+from digest.config import get_settings
+from digest.web.app import create_app
+
+
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port to listen on.")] = 8000,
+) -> None:
+    """Serve the web app (sign-up, confirm, unsubscribe, preferences, health, metrics).
+
+    Behind a reverse proxy, set FORWARDED_ALLOW_IPS to the proxy's address so that client
+    addresses (used by the sign-up rate limit) come from X-Forwarded-For.
+    """
+    app = create_app(get_settings())
+    uvicorn.run(app, host=host, port=port, proxy_headers=True, server_header=False)

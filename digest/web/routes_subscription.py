@@ -1,0 +1,370 @@
+"""The public subscription pages: sign-up with double opt-in, confirmation, unsubscribe
+(including RFC 8058 one-click) and the preference page.
+
+Every state change goes through ``subscribers.lifecycle``; these handlers only read forms, check
+tokens and choose a page. Rules the pages keep:
+
+- The sign-up answer is the same page, byte for byte, whatever the state of the address, and
+  the confirmation email leaves after the response, so neither content nor timing tells
+  whether an address is known.
+- ``GET /unsubscribe/{token}`` only shows a button: link scanners follow GETs. The POST to the
+  same URL unsubscribes, with or without the one-click body, without cookies or CSRF token,
+  answers 200 and never redirects (RFC 8058).
+- A token that is forged, damaged or made for another purpose is refused before any database
+  work, with the same plain 400 page whatever was wrong with it.
+- The preference form carries a CSRF value bound to its token; after a POST the browser is
+  sent back to the same preference path (built here, never taken from the request).
+
+Each path is one ``HTTPEndpoint`` so that a 405 lists every method the path accepts. Database
+work never runs on the event loop: GET methods are sync (Starlette runs them in its thread
+pool), POST methods read the form asynchronously and hand over with ``run_in_threadpool``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from starlette.background import BackgroundTask
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
+from starlette.endpoints import HTTPEndpoint
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Route
+
+from digest.db import session_scope
+from digest.errors import InputError
+from digest.web.ratelimit import client_key
+from digest.web.services import WebServices, error_page, render, services
+from subscribers import confirmation, lifecycle
+from subscribers.models import Cause, Status, Subscriber
+from subscribers.normalize import validate_timezone
+from subscribers.tokens import Purpose
+
+logger = logging.getLogger(__name__)
+
+CATEGORIES: tuple[str, ...] = (
+    "Developer Tools",
+    "Writing & Content",
+    "Image & Video",
+    "Productivity",
+    "Data & Analytics",
+    "Customer Support",
+)
+# Statuses whose subscriber is still on the list (the others left or were removed).
+ON_LIST = frozenset({Status.ACTIVE, Status.PENDING})
+ACTOR = "web"
+SOURCE = "web"
+ONE_CLICK_FIELD = "List-Unsubscribe"
+ONE_CLICK_VALUE = "One-Click"
+# The forms have a handful of fields and never a file; refuse anything bigger before parsing it.
+MAX_FORM_FIELDS = 32
+
+
+# --- sign-up -------------------------------------------------------------------------------
+
+
+class SubscribeEndpoint(HTTPEndpoint):
+    def get(self, request: Request) -> Response:
+        return _subscribe_page(request, email="", name="", chosen=(), timezone="")
+
+    async def post(self, request: Request) -> Response:
+        svc = services(request)
+        wait = svc.signup_limiter.hit(client_key(request))
+        if wait is not None:
+            return error_page(
+                request,
+                429,
+                "Too many sign-ups",
+                "Too many sign-up attempts from your network. Please wait a minute and try again.",
+                headers={"Retry-After": str(math.ceil(wait))},
+            )
+        form = await _read_form(request)
+        email = _text(form, "email")
+        name = _text(form, "name")
+        timezone = _text(form, "timezone")
+        chosen = _strings(form, "categories")
+        if _text(form, "website"):
+            # Only bots fill the hidden field; they get the usual answer and nothing happens.
+            return render(request, "check_inbox.html")
+        try:
+            if not email:
+                raise InputError("Enter your email address.")
+            if any(category not in CATEGORIES for category in chosen):
+                raise InputError("Choose categories from the list.")
+            to_confirm = await run_in_threadpool(
+                _signup,
+                svc,
+                email=email,
+                name=name,
+                timezone=_timezone_or_default(svc, timezone),
+                categories=chosen,
+            )
+        except InputError as exc:
+            return _subscribe_page(
+                request,
+                email=email,
+                name=name,
+                chosen=chosen,
+                timezone=timezone,
+                error=_friendly(exc),
+                status_code=400,
+            )
+        background = None
+        if to_confirm is not None:
+            background = BackgroundTask(_send_confirmation, svc, to_confirm)
+        return svc.templates.TemplateResponse(request, "check_inbox.html", background=background)
+
+
+def _signup(
+    svc: WebServices, *, email: str, name: str, timezone: str, categories: list[str]
+) -> int | None:
+    """Record the sign-up; the id of the subscriber to send a confirmation to, if any."""
+    with svc.transaction() as session:
+        outcome = lifecycle.signup(
+            session,
+            email,
+            name=name,
+            timezone=timezone,
+            categories=categories,
+            source=SOURCE,
+            actor=ACTOR,
+        )
+        if outcome.subscriber is None or not outcome.should_send_confirmation:
+            return None
+        return outcome.subscriber.id
+
+
+def _send_confirmation(svc: WebServices, subscriber_id: int) -> None:
+    # Runs after the response is sent. On failure nothing records the sending, so signing up
+    # again sends a new confirmation.
+    try:
+        with session_scope(svc.engine) as session:
+            subscriber = session.get(Subscriber, subscriber_id)
+            if subscriber is not None:
+                confirmation.send_confirmation(session, svc.settings, svc.backend, subscriber)
+    except Exception:
+        logger.exception("could not send the confirmation email to subscriber %s", subscriber_id)
+
+
+def _timezone_or_default(svc: WebServices, timezone: str) -> str:
+    # The field is filled by the browser, not typed; an odd value is not the visitor's fault.
+    if not timezone:
+        return svc.settings.timezone
+    try:
+        return validate_timezone(timezone)
+    except InputError:
+        return svc.settings.timezone
+
+
+def _friendly(exc: InputError) -> str:
+    message = str(exc)
+    if message.startswith("invalid address"):
+        return "That is not a valid email address. Please check it and try again."
+    return message[:1].upper() + message[1:]
+
+
+def _subscribe_page(
+    request: Request,
+    *,
+    email: str,
+    name: str,
+    chosen: Sequence[str],
+    timezone: str,
+    error: str | None = None,
+    status_code: int = 200,
+) -> Response:
+    context = {
+        "email": email,
+        "name": name,
+        "chosen": list(chosen),
+        "timezone": timezone,
+        "categories": CATEGORIES,
+        "error": error,
+    }
+    return render(request, "subscribe.html", context, status_code=status_code)
+
+
+# --- confirmation --------------------------------------------------------------------------
+
+
+class ConfirmEndpoint(HTTPEndpoint):
+    def get(self, request: Request) -> Response:
+        svc = services(request)
+        subscriber_id = svc.signer.read(request.path_params["token"], Purpose.CONFIRM)
+        if subscriber_id is None:
+            return invalid_link(request)
+        with svc.transaction() as session:
+            subscriber = lifecycle.confirm(session, subscriber_id, actor=ACTOR)
+        if subscriber is None:
+            return invalid_link(request)
+        if subscriber.status != Status.ACTIVE:
+            # Unsubscribed, bounced or complained since the link was sent: a new sign-up decides.
+            return error_page(
+                request,
+                409,
+                "This link can no longer be used",
+                "This address is no longer on the list. Sign up again to come back.",
+            )
+        context = {
+            "email": subscriber.email,
+            "preferences_path": _preferences_path(svc, subscriber_id),
+        }
+        return render(request, "confirmed.html", context)
+
+
+# --- unsubscribe ---------------------------------------------------------------------------
+
+
+class UnsubscribeEndpoint(HTTPEndpoint):
+    def get(self, request: Request) -> Response:
+        """The confirmation page: a button, and no change (link scanners follow GETs)."""
+        svc = services(request)
+        token = request.path_params["token"]
+        subscriber_id = svc.signer.read(token, Purpose.UNSUBSCRIBE)
+        if subscriber_id is None:
+            return invalid_link(request)
+        with session_scope(svc.engine) as session:
+            subscriber = session.get(Subscriber, subscriber_id)
+        if subscriber is None:
+            # The row was erased: there is nothing left to send to.
+            return render(request, "unsubscribed.html", {"email": ""})
+        context: dict[str, Any] = {
+            "email": subscriber.email,
+            "already": subscriber.status not in ON_LIST,
+            "action": f"/unsubscribe/{token}",
+            "preferences_path": _preferences_path(svc, subscriber_id),
+        }
+        return render(request, "unsubscribe.html", context)
+
+    async def post(self, request: Request) -> Response:
+        """The page's button and RFC 8058 one-click: unsubscribe, 200, never a redirect."""
+        svc = services(request)
+        subscriber_id = svc.signer.read(request.path_params["token"], Purpose.UNSUBSCRIBE)
+        if subscriber_id is None:
+            return invalid_link(request)
+        form = await _read_form(request)
+        one_click = _text(form, ONE_CLICK_FIELD) == ONE_CLICK_VALUE
+        cause = Cause.ONE_CLICK if one_click else Cause.LINK
+        email = await run_in_threadpool(_unsubscribe, svc, subscriber_id, cause)
+        return render(request, "unsubscribed.html", {"email": email})
+
+
+def _unsubscribe(svc: WebServices, subscriber_id: int, cause: Cause) -> str:
+    """Unsubscribe; the address, or "" when the row was erased (nothing left to send to)."""
+    with svc.transaction() as session:
+        subscriber = lifecycle.unsubscribe(session, subscriber_id, cause=cause, actor=ACTOR)
+    return "" if subscriber is None else subscriber.email
+
+
+# --- preferences ---------------------------------------------------------------------------
+
+
+class PreferencesEndpoint(HTTPEndpoint):
+    def get(self, request: Request) -> Response:
+        svc = services(request)
+        token = request.path_params["token"]
+        subscriber_id = svc.signer.read(token, Purpose.PREFERENCES)
+        if subscriber_id is None:
+            return invalid_link(request)
+        with session_scope(svc.engine) as session:
+            subscriber = session.get(Subscriber, subscriber_id)
+        if subscriber is None:
+            return invalid_link(request)
+        context = {
+            "email": subscriber.email,
+            "chosen": list(subscriber.categories),
+            "paused": subscriber.paused,
+            "unsubscribed": subscriber.status not in ON_LIST,
+            "categories": CATEGORIES,
+            "action": f"/preferences/{token}",
+            "csrf": svc.csrf.issue(token),
+            "saved": "saved" in request.query_params,
+        }
+        return render(request, "preferences.html", context)
+
+    async def post(self, request: Request) -> Response:
+        svc = services(request)
+        token = request.path_params["token"]
+        subscriber_id = svc.signer.read(token, Purpose.PREFERENCES)
+        if subscriber_id is None:
+            return invalid_link(request)
+        form = await _read_form(request)
+        if not svc.csrf.check(token, _text(form, "csrf")):
+            return error_page(
+                request,
+                403,
+                "This form has expired",
+                "Please reload the preference page and try again.",
+            )
+        action = _text(form, "action")
+        chosen = _strings(form, "categories")
+        if action not in {"save", "unsubscribe"} or any(c not in CATEGORIES for c in chosen):
+            return error_page(request, 400, "Bad request", "The form was not understood.")
+        paused = _text(form, "paused") == "1"
+        found = await run_in_threadpool(
+            _apply_preferences, svc, subscriber_id, action, chosen, paused
+        )
+        if not found:
+            return invalid_link(request)
+        # POST-redirect-GET to our own path: built here from the checked token, never from
+        # anything else in the request.
+        return RedirectResponse(f"/preferences/{token}?saved=1", status_code=303)
+
+
+def _apply_preferences(
+    svc: WebServices, subscriber_id: int, action: str, categories: list[str], paused: bool
+) -> bool:
+    """Save the form; False when the subscriber no longer exists."""
+    with svc.transaction() as session:
+        if action == "unsubscribe":
+            subscriber = lifecycle.unsubscribe(
+                session, subscriber_id, cause=Cause.PREFERENCE_PAGE, actor=ACTOR
+            )
+        else:
+            subscriber = lifecycle.update_preferences(
+                session, subscriber_id, categories=categories, paused=paused, actor=ACTOR
+            )
+    return subscriber is not None
+
+
+# --- shared --------------------------------------------------------------------------------
+
+
+def invalid_link(request: Request) -> Response:
+    """The one answer to every unusable token, whatever was wrong with it."""
+    return error_page(
+        request,
+        400,
+        "This link is not valid",
+        "It may be incomplete or out of date. Copy the whole link from the email, "
+        "or use the link in a more recent one.",
+    )
+
+
+def _preferences_path(svc: WebServices, subscriber_id: int) -> str:
+    return f"/preferences/{svc.signer.make(subscriber_id, Purpose.PREFERENCES)}"
+
+
+async def _read_form(request: Request) -> FormData:
+    return await request.form(max_files=0, max_fields=MAX_FORM_FIELDS)
+
+
+def _text(form: FormData, name: str) -> str:
+    value = form.get(name)
+    return value.strip() if isinstance(value, str) else ""
+
+
+def _strings(form: FormData, name: str) -> list[str]:
+    return [value for value in form.getlist(name) if isinstance(value, str)]
+
+
+routes = [
+    Route("/subscribe", SubscribeEndpoint),
+    Route("/confirm/{token}", ConfirmEndpoint),
+    Route("/unsubscribe/{token}", UnsubscribeEndpoint),
+    Route("/preferences/{token}", PreferencesEndpoint),
+]
