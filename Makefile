@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 DEVSTAMP := $(VENV)/.installed-dev
 DEMO_DIR ?= demo-output
 
-.PHONY: demo test lint typecheck pytest bench clean validator
+.PHONY: demo test lint typecheck pytest bench clean validator preview
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,13 @@ test: lint typecheck pytest
 
 bench: $(STAMP)
 	@for f in bench/*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
+
+# The official MJML validator (npm), used by the render tests when present.
+validator:
+	npm install --prefix .cache/npm-mjml mjml@4.18.0 --no-audit --no-fund --loglevel=error
+
+preview: $(STAMP)
+	$(BIN)/digest preview $(if $(WEEK),--week $(WEEK)) --out $(DEMO_DIR)/preview.html
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .mypy_cache .ruff_cache

@@ -38,6 +38,9 @@ class HeaderInjectionError(ValueError):
 
 def check_header_value(name: str, value: str) -> str:
     """Return ``value`` unchanged, or refuse it if it could inject a header."""
+    # Every line-break character is non-printable, so the common case costs one C call.
+    if value.isprintable():
+        return value
     if not _LINE_BREAKS.isdisjoint(value):
         raise HeaderInjectionError(f"header {name} must not contain line breaks")
     return value

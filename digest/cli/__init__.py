@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 from digest import __version__
-from digest.cli import comparisons, config_cmd, db_cmd, serve, subscribers
+from digest.cli import comparisons, config_cmd, db_cmd, preview, serve, subscribers
 from digest.errors import DigestError
 
 app = typer.Typer(
@@ -28,6 +28,7 @@ app.add_typer(db_cmd.app, name="db")
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(subscribers.app, name="subscribers")
 app.command("serve")(serve.serve)
+app.command("preview")(preview.preview)
 
 
 class _Options:

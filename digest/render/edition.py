@@ -1,0 +1,214 @@
+"""The renderer of one edition: compile each content variant once, then personalize cheaply.
+
+``EditionRenderer`` is what the delivery engine and the preview hold::
+
+    renderer = EditionRenderer(settings, comparisons, week=week, archive_url=url)
+    variant = renderer.variant_for(subscriber.categories)     # None: nothing for them
+    message = variant.message_for(Recipient(id, email, name), message_id=new_message_id(...))
+
+A variant is compiled (Jinja, then MJML with CSS inlining, then the text part) the first time
+its key is asked for and cached on the renderer; after that a message costs two HMACs and two
+string joins. The renderer is thread-safe: compiles happen under a lock, lookups do not take it.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from itertools import chain
+
+import jinja2
+
+from digest.backends.message import OutgoingMessage
+from digest.config import Settings
+from digest.content.document import ComparisonDoc
+from digest.content.weeks import IsoWeek
+from digest.errors import InputError, NotFoundError
+from digest.render import archive, templates
+from digest.render.compose import MessageContext, Recipient, compose, new_message_id
+from digest.render.mjml import MjmlCompiler, check_inert, default_compiler, with_title
+from digest.render.slots import Slot, SlotTemplate, markers
+from digest.render.subject import (
+    SubjectFields,
+    check_settings,
+    render_preheader,
+    render_subject,
+)
+from digest.render.text import render_text
+from digest.render.variants import category_choices, folded, key_of, select
+from digest.render.view import edition_view
+from subscribers.tokens import TokenSigner, signer_from_settings
+
+HTML_TEMPLATE = "email/digest.mjml.j2"
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledVariant:
+    """One content variant, compiled: subject, the slotted HTML and text, and its source.
+
+    ``mjml`` is the MJML source after Jinja and before MJML (for validation and debugging).
+    """
+
+    key: str
+    subject: str
+    preheader: str
+    comparisons: tuple[ComparisonDoc, ...]
+    html: SlotTemplate
+    text: SlotTemplate
+    mjml: str
+    context: MessageContext = field(repr=False)
+
+    def message_for(
+        self,
+        recipient: Recipient,
+        *,
+        message_id: str,
+        idempotency_key: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+    ) -> OutgoingMessage:
+        """The complete message for ``recipient`` (see ``digest.render.compose``)."""
+        return compose(
+            self,
+            recipient,
+            message_id=message_id,
+            idempotency_key=idempotency_key,
+            metadata=metadata,
+        )
+
+    def new_message_id(self) -> str:
+        return new_message_id(self.context.domain)
+
+    @property
+    def slugs(self) -> tuple[str, ...]:
+        return tuple(doc.slug for doc in self.comparisons)
+
+
+class EditionRenderer:
+    """Renders one edition for every subscriber; see the module docstring.
+
+    ``comparisons`` keep the order given (a week's selection and a frozen edition are in
+    publication order); that order is the order of the cards and decides ``{first}``.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        comparisons: Sequence[ComparisonDoc],
+        *,
+        week: IsoWeek,
+        archive_url: str,
+        signer: TokenSigner | None = None,
+        environment: jinja2.Environment | None = None,
+        compiler: MjmlCompiler | None = None,
+    ) -> None:
+        if not comparisons:
+            raise InputError(f"edition {week} has no comparison to render")
+        check_settings(settings)
+        self.settings = settings
+        self.comparisons = tuple(comparisons)
+        self.week = week
+        self.archive_url = archive_url
+        self.signer = signer or signer_from_settings(settings)
+        self.environment = environment or templates.environment()
+        self.compiler = compiler or default_compiler
+        self.context = MessageContext.of(settings, self.signer)
+        self.compiles = 0  # variants compiled by this renderer
+        self._variants: dict[str, CompiledVariant] = {}
+        self._keys: dict[frozenset[str], str | None] = {}
+        self._lock = threading.Lock()
+
+    def variant_for(self, categories: Sequence[str]) -> CompiledVariant | None:
+        """The variant for a subscriber following ``categories`` (empty: all), or None when
+        none of the edition's comparisons is in those categories (no empty digests)."""
+        choice = folded(categories)
+        try:
+            key = self._keys[choice]
+        except KeyError:
+            selected = select(self.comparisons, categories)
+            key = key_of(selected) if selected else None
+            if key is not None and key not in self._variants:
+                self._compile(key, selected)
+            self._keys[choice] = key
+        return None if key is None else self._variants[key]
+
+    def variant_by_key(self, key: str) -> CompiledVariant:
+        """The variant named ``key`` (as stored by the delivery ledger), compiling it if needed."""
+        variant = self._variants.get(key)
+        if variant is not None:
+            return variant
+        for choice in chain([()], category_choices(self.comparisons)):
+            selected = select(self.comparisons, choice)
+            if selected and key_of(selected) == key:
+                return self._compile(key, selected)
+        raise NotFoundError(f"edition {self.week} has no content variant {key!r}")
+
+    def archive_html(self) -> str:
+        """The web archive copy: every comparison, no personal parts."""
+        variant = self.variant_for(())
+        assert variant is not None  # an edition has at least one comparison
+        return archive.archive_html(variant, self.settings)
+
+    @property
+    def variants(self) -> tuple[CompiledVariant, ...]:
+        """The variants compiled so far."""
+        return tuple(self._variants.values())
+
+    def _compile(self, key: str, selected: Sequence[ComparisonDoc]) -> CompiledVariant:
+        with self._lock:
+            existing = self._variants.get(key)
+            if existing is not None:
+                return existing
+            variant = compile_variant(
+                self.settings,
+                selected,
+                key=key,
+                week=self.week,
+                archive_url=self.archive_url,
+                environment=self.environment,
+                compiler=self.compiler,
+                context=self.context,
+            )
+            self._variants[key] = variant
+            self.compiles += 1
+            return variant
+
+
+def compile_variant(
+    settings: Settings,
+    comparisons: Sequence[ComparisonDoc],
+    *,
+    key: str,
+    week: IsoWeek,
+    archive_url: str,
+    environment: jinja2.Environment,
+    compiler: MjmlCompiler,
+    context: MessageContext,
+) -> CompiledVariant:
+    """Jinja → MJML → HTML with slots, and the text part, for exactly ``comparisons``."""
+    fields = SubjectFields.of(comparisons, week, settings.site_name)
+    subject = render_subject(settings.subject_template, fields)
+    view = edition_view(
+        site_name=settings.site_name,
+        week=week,
+        subject=subject,
+        preheader=render_preheader(settings.preheader_template, fields),
+        comparisons=comparisons,
+        archive_url=archive_url,
+        base_url=settings.base_url,
+        postal_address=settings.postal_address,
+        slots=markers(),
+    )
+    source = environment.get_template(HTML_TEMPLATE).render(edition=view)
+    html = with_title(compiler.compile(source), subject)
+    check_inert(html)
+    return CompiledVariant(
+        key=key,
+        subject=subject,
+        preheader=view.preheader,
+        comparisons=tuple(comparisons),
+        html=SlotTemplate.parse(html, required=tuple(Slot)),
+        text=SlotTemplate.parse(render_text(environment, view), required=tuple(Slot)),
+        mjml=source,
+        context=context,
+    )

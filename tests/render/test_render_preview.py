@@ -1,0 +1,212 @@
+"""``digest preview``: what a subscriber would receive, in every format, changing nothing."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+import typer
+from render_support import TEST_SECRET
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+from starlette.testclient import TestClient
+from typer.testing import CliRunner
+
+from digest.cli import preview as preview_cli
+from digest.config import Settings, get_settings
+from digest.content.importer import import_paths
+from digest.content.weeks import IsoWeek
+from digest.errors import NotFoundError
+from digest.render import templates
+from digest.render.preview import read_only_session
+from subscribers.models import Status, Subscriber
+from subscribers.tokens import Purpose, TokenSigner
+
+runner = CliRunner()
+app = typer.Typer()
+app.command("preview")(preview_cli.preview)
+
+
+@app.callback()
+def _group() -> None:
+    """Keeps ``preview`` a sub-command, as in the real ``digest`` app."""
+
+
+@pytest.fixture
+def preview_env(
+    settings: Settings, engine: Engine, comparisons_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Engine]:
+    assert import_paths(engine, [str(comparisons_dir)]).ok
+    with Session(engine) as session:
+        session.add(
+            Subscriber(
+                email="Zoe@example.com",
+                email_key="zoe@example.com",
+                name="Zoë Fontaine",
+                categories=["Developer Tools"],
+                status=Status.ACTIVE,
+            )
+        )
+        session.add(
+            Subscriber(
+                email="gone@example.com",
+                email_key="gone@example.com",
+                categories=["Image & Video"],
+                status=Status.UNSUBSCRIBED,
+            )
+        )
+        session.commit()
+    monkeypatch.setenv("DIGEST_DATABASE_URL", settings.database_url)
+    monkeypatch.setenv("DIGEST_ENVIRONMENT", "test")
+    monkeypatch.setenv("DIGEST_SECRET_KEY", TEST_SECRET)
+    monkeypatch.setenv("DIGEST_BASE_URL", "https://verdicts.example.com")
+    monkeypatch.setenv("DIGEST_TIMEZONE", "UTC")
+    get_settings.cache_clear()
+    yield engine
+    get_settings.cache_clear()
+
+
+def _counts(engine: Engine) -> dict[str, int]:
+    with engine.connect() as connection:
+        return {
+            table: connection.execute(sa.text(f"SELECT count(*) FROM {table}")).scalar_one()
+            for table in ("comparison", "subscriber", "edition", "audit_log")
+        }
+
+
+def test_html_for_the_sample_reader(preview_env: Engine) -> None:
+    before = _counts(preview_env)
+    result = runner.invoke(app, ["preview", "--week", "2026-W47"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("<!DOCTYPE html>")
+    for title in ("Deskpilot vs Ticketsmith", "Chartwise vs Querylark"):
+        assert title in result.stdout
+    assert "Hi there," in result.stdout
+    assert result.stderr == ""  # https base URL, small HTML: no warning
+    assert _counts(preview_env) == before
+
+
+def test_as_a_subscriber_uses_their_categories_and_signed_links(preview_env: Engine) -> None:
+    with Session(preview_env) as session:
+        zoe = session.exec(
+            select(Subscriber).where(Subscriber.email_key == "zoe@example.com")
+        ).one()
+    result = runner.invoke(
+        app, ["preview", "--week", "2026-W47", "--as", "ZOE@EXAMPLE.COM", "--format", "text"]
+    )
+    assert result.exit_code == 0, result.output
+    text = result.stdout
+    assert "Hi Zoë Fontaine," in text
+    assert "Stackhound vs Patchwell" in text and "Deskpilot vs Ticketsmith" not in text
+    token = re.search(r"/unsubscribe/(\S+)", text)
+    assert token and TokenSigner(TEST_SECRET).read(token[1], Purpose.UNSUBSCRIBE) == zoe.id
+
+
+def test_eml_is_the_full_message(preview_env: Engine) -> None:
+    result = runner.invoke(
+        app, ["preview", "--week", "2026-W47", "--as", "zoe@example.com", "--format", "eml"]
+    )
+    assert result.exit_code == 0, result.output
+    raw = result.stdout_bytes
+    assert b"\r\n" in raw
+    parsed = email.message_from_bytes(raw, policy=email.policy.default)
+    assert parsed["Subject"] == (
+        "Claude Haiku Open Weights vs Hugging Face Inference Providers Hub, and 1 more verdict"
+    )
+    assert parsed["To"] == "Zoë Fontaine <Zoe@example.com>"
+    assert str(parsed["List-Unsubscribe"]).startswith("<https://verdicts.example.com/unsubscribe/")
+    assert parsed["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert parsed["List-Id"] == '"Weekly AI Tool Verdicts" <weekly.verdicts.example.com>'
+    assert parsed["Message-ID"].endswith("@verdicts.example.com>")
+    assert [part.get_content_type() for part in parsed.iter_parts()] == ["text/plain", "text/html"]
+
+
+def test_out_writes_a_file_and_open_opens_it(
+    preview_env: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    opened: list[str] = []
+    monkeypatch.setattr(preview_cli.webbrowser, "open", lambda url: opened.append(url) or True)
+    target = tmp_path / "w47.html"
+    result = runner.invoke(app, ["preview", "--week", "2026-W47", "--out", str(target), "--open"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == str(target)
+    assert target.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+    assert opened == [target.resolve().as_uri()]
+
+
+def test_lint_warnings_go_to_stderr(preview_env: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DIGEST_BASE_URL", "http://localhost:8000")
+    monkeypatch.setenv("DIGEST_SUBJECT_TEMPLATE", "{titles}")
+    get_settings.cache_clear()
+    result = runner.invoke(app, ["preview", "--week", "2026-W47"])
+    assert result.exit_code == 0, result.output
+    assert "warning: subject-length" in result.stderr
+    assert "link(s) not absolute https (http://localhost:8000): http://localhost:8000/" in (
+        result.stderr
+    )
+    assert result.stderr.count("warning: link:") == 1
+    assert "warning: list-unsubscribe" in result.stderr
+    assert "warning" not in result.stdout
+
+
+def test_subscriber_without_matching_comparisons_gets_nothing(preview_env: Engine) -> None:
+    result = runner.invoke(app, ["preview", "--week", "2026-W47", "--as", "gone@example.com"])
+    assert result.exit_code == 0
+    assert result.stdout == ""
+    assert "is unsubscribed" in result.stderr
+    assert "they get no email this week" in result.stderr
+
+
+def test_unknown_subscriber_and_empty_week_are_errors(preview_env: Engine) -> None:
+    result = runner.invoke(app, ["preview", "--week", "2026-W47", "--as", "nobody@example.com"])
+    assert isinstance(result.exception, NotFoundError)
+    result = runner.invoke(app, ["preview", "--week", "2026-W10"])
+    assert isinstance(result.exception, NotFoundError)
+    assert "no comparisons published in 2026-W10" in str(result.exception)
+
+
+def test_read_only_session_refuses_writes(preview_env: Engine) -> None:
+    with pytest.raises(sa.exc.DBAPIError), read_only_session(preview_env) as session:
+        session.add(Subscriber(email="new@example.com", email_key="new@example.com"))
+        session.flush()
+    with Session(preview_env) as session:  # the connection is writable again afterwards
+        session.add(Subscriber(email="new@example.com", email_key="new@example.com"))
+        session.commit()
+
+
+def test_serve_renders_fresh_templates_and_reports_changes(
+    preview_env: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    copy = tmp_path / "templates"
+    shutil.copytree(templates.templates_root(), copy)
+    monkeypatch.setenv(templates.TEMPLATES_ENV_VAR, str(copy))
+    client = TestClient(preview_cli.create_preview_app(get_settings(), IsoWeek(2026, 47)))
+    page = client.get("/")
+    assert page.status_code == 200
+    assert "Deskpilot vs Ticketsmith" in page.text
+    assert "/__templates_mtime" in page.text  # the reload script
+    before = client.get("/__templates_mtime").json()["mtime"]
+
+    footer = copy / "email" / "partials" / "footer.mjml.j2"
+    footer.write_text(
+        footer.read_text(encoding="utf-8").replace("Manage preferences", "Your settings"),
+        encoding="utf-8",
+    )
+    import os
+
+    os.utime(footer, (before + 5, before + 5))
+    assert client.get("/__templates_mtime").json()["mtime"] > before
+    again = client.get("/")
+    assert "Your settings" in again.text and "Manage preferences" not in again.text
+
+    text = client.get("/", params={"format": "text", "as": "zoe@example.com"})
+    assert text.headers["content-type"].startswith("text/plain")
+    assert "Hi Zoë Fontaine," in text.text
+    assert client.get("/", params={"as": "gone@example.com"}).status_code == 404
