@@ -2,8 +2,10 @@
 
 Import is built for lists of 100,000 rows and more: every row is validated in Python first
 (each bad row is reported with its line number and every reason), the addresses already known
-are looked up in bulk, and the good new rows go in with multi-row INSERTs (their audit entries
-with one INSERT ... SELECT per chunk), all in the caller's one transaction. Rules:
+are looked up in bulk, and the good new rows go in through the database driver in bulk (one
+``executemany`` on SQLite; ``COPY`` into a temporary table and one ``INSERT ... SELECT`` on
+PostgreSQL), their audit entries with one ``INSERT ... SELECT``, all in the caller's one
+transaction. Rules:
 
 - UTF-8 only (a byte order mark is fine); anything else is refused naming the file.
 - A header line is required; ``email`` is mandatory, ``name``, ``timezone`` and ``categories``
@@ -21,17 +23,19 @@ leading ``'``), and import strips that mark again, so export -> import round-tri
 from __future__ import annotations
 
 import csv
-import datetime as dt
 import io
+import json
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
 import sqlalchemy as sa
-from sqlmodel import Session, col, select
+from sqlalchemy.dialects import postgresql
+from sqlmodel import Session
 
-from digest.db import UTCDateTime, utcnow
+from digest.db import utcnow
 from digest.errors import DigestError, InputError
 from subscribers.audit import Action
 from subscribers.models import AuditEntry, Cause, Status, Subscriber, Suppression
@@ -41,16 +45,16 @@ from subscribers.normalize import (
     normalize_name,
     validate_timezone,
 )
-from subscribers.suppression import insert_ignore
 
 COLUMNS = ("email", "name", "timezone", "categories")
 EXPORT_COLUMNS = (*COLUMNS, "status")
 CATEGORY_SEPARATOR = ";"
-_LOOKUP_CHUNK = 500
-_INSERT_CHUNK = 1000
+_SQLITE_LOOKUP_CHUNK = 500
+_PG_LOOKUP_CHUNK = 10_000
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 _SUBSCRIBERS: sa.Table = Subscriber.__table__  # type: ignore[attr-defined]
 _AUDIT_LOG: sa.Table = AuditEntry.__table__  # type: ignore[attr-defined]
+_SUPPRESSIONS: sa.Table = Suppression.__table__  # type: ignore[attr-defined]
 _VARYING_COLUMNS = ("email", "email_key", "name", "timezone", "categories")
 _QUIET_STATUSES = frozenset({Status.ACTIVE, Status.PENDING})
 
@@ -137,23 +141,21 @@ def _records(text: str) -> Iterator[tuple[int, list[str] | csv.Error]]:
     """(first physical line, fields) of each non-blank record; a csv.Error in place of the
     fields of a record the csv module could not parse."""
     reader = csv.reader(io.StringIO(text, newline=""), strict=False)
-    last_line = 0
+    last_line = 0  # the last physical line of the previous record
     while True:
-        start = last_line + 1
         try:
-            fields = next(reader)
-        except StopIteration:
+            for fields in reader:
+                start, last_line = last_line + 1, reader.line_num
+                # Blank: no cell with anything but whitespace (join + strip is the fast test).
+                if "".join(fields).strip():
+                    yield start, fields
             return
         except csv.Error as exc:
             if reader.line_num == last_line:  # no progress: give up on the rest
-                yield start, exc
+                yield last_line + 1, exc
                 return
-            last_line = reader.line_num
+            start, last_line = last_line + 1, reader.line_num
             yield start, exc
-            continue
-        last_line = reader.line_num
-        if fields and any(cell.strip() for cell in fields):
-            yield start, fields
 
 
 def _unneutralize(cell: str) -> str:
@@ -219,31 +221,34 @@ def parse_csv(source: CsvSource) -> tuple[list[ParsedRow], list[RejectedRow], st
     # The same few timezones and category lists recur on most rows: validate each once.
     zones: dict[str, str] = {}
     category_lists: dict[str, list[str]] = {}
+    width = len(columns)
+    at = {name: index for index, name in enumerate(columns)}
+    email_at = at["email"]
+    # An optional column that is absent reads as an empty cell.
+    name_at, zone_at, categories_at = (at.get(name) for name in ("name", "timezone", "categories"))
     for line, fields in records:
         if isinstance(fields, csv.Error):
             rejected.append(RejectedRow(line, f"malformed CSV: {fields}"))
             continue
-        if len(fields) != len(columns):
-            rejected.append(
-                RejectedRow(line, f"expected {len(columns)} fields, found {len(fields)}")
-            )
+        if len(fields) != width:
+            rejected.append(RejectedRow(line, f"expected {width} fields, found {len(fields)}"))
             continue
-        values = dict(zip(columns, fields, strict=True))
         problems: list[str] = []
         email = key = name = ""
         try:
-            address = normalize_email(_unneutralize(values["email"]))
+            address = normalize_email(_unneutralize(fields[email_at]))
             email, key = address.email, address.key
         except DigestError as exc:
             problems.append(str(exc))
         try:
-            name = normalize_name(_unneutralize(values.get("name", "")))
+            name = normalize_name(_unneutralize(fields[name_at] if name_at is not None else ""))
         except DigestError as exc:
             problems.append(str(exc))
-        timezone = zones.get(values.get("timezone", ""))
+        raw_zone = fields[zone_at] if zone_at is not None else ""
+        timezone = zones.get(raw_zone)
         if timezone is None:
-            timezone = _cached(zones, values.get("timezone", ""), validate_timezone, problems, "")
-        raw_categories = values.get("categories", "")
+            timezone = _cached(zones, raw_zone, validate_timezone, problems, "")
+        raw_categories = fields[categories_at] if categories_at is not None else ""
         categories = category_lists.get(raw_categories)
         if categories is None:
             categories = _cached(
@@ -284,23 +289,11 @@ def import_csv(
     rows, rejected, label = parse_csv(source)
     report = ImportReport(source=label, rejected=rejected)
     origin = (consent_source or f"import:{Path(label).name}")[:200]
-    keys = [row.key for row in rows]
-
-    statuses: dict[str, str] = {}
-    suppressed: set[str] = set()
-    for key_chunk in _chunks(keys, _LOOKUP_CHUNK):
-        statuses.update(
-            session.exec(
-                select(Subscriber.email_key, Subscriber.status).where(
-                    col(Subscriber.email_key).in_(key_chunk)
-                )
-            ).all()
-        )
-        suppressed.update(
-            session.exec(
-                select(Suppression.email_key).where(col(Suppression.email_key).in_(key_chunk))
-            ).all()
-        )
+    # The statements below run on the connection: flush pending changes first, as the session
+    # does before a statement of its own (unless autoflush is off).
+    if session.autoflush:
+        session.flush()
+    statuses, suppressed = _known_addresses(session, [row.key for row in rows])
 
     new_rows: list[ParsedRow] = []
     for row in rows:
@@ -311,6 +304,8 @@ def import_csv(
             report.existing += 1
         else:
             new_rows.append(row)
+    if not new_rows:
+        return report
 
     now = utcnow()
     new_status = Status.ACTIVE if confirmed else Status.PENDING
@@ -322,98 +317,250 @@ def import_csv(
         "updated_at": now,
         "confirmed_at": now if confirmed else None,
     }
-    audit_rows = _audit_from_rows(
-        now=now,
-        actor=actor,
-        new_status=new_status,
-        detail={"source": origin, "consent": "recorded" if confirmed else "pending"},
+    inserted = _insert_subscribers(session, new_rows, constants)
+    # A row another process inserted meanwhile is skipped by the INSERT: it exists now.
+    report.existing += len(new_rows) - len(inserted)
+    report.imported_ids = [inserted[row.key] for row in new_rows if row.key in inserted]
+    report.imported = len(report.imported_ids)
+    _insert_audit_entries(
+        session,
+        report.imported_ids,
+        {
+            "at": now,
+            "action": str(Action.IMPORT),
+            "cause": str(Cause.IMPORT),
+            "actor": actor[:200],
+            "new_status": str(new_status),
+            "detail": {"source": origin, "consent": "recorded" if confirmed else "pending"},
+        },
     )
-    for chunk in _chunks(new_rows, _INSERT_CHUNK):
-        inserted = _insert_subscribers(session, chunk, constants)
-        # A row another process inserted meanwhile is skipped by the INSERT: it exists now.
-        report.existing += len(chunk) - len(inserted)
-        ids = [inserted[row.key] for row in chunk if row.key in inserted]
-        report.imported += len(ids)
-        report.imported_ids.extend(ids)
-        if ids:
-            session.exec(audit_rows, params={"ids": ids})
     return report
 
 
-class _DriverValue(sa.types.UserDefinedType[Any]):
-    """A bind parameter whose value is already in the database driver's form.
+# The bulk statements below go to the database driver directly (``exec_driver_sql``, ``COPY``):
+# SQLAlchemy would otherwise compile and convert every value of every row, which for 100,000
+# rows costs many times the database work. Values that need converting (timestamps, JSON,
+# booleans) are converted with their columns' own types, so what is stored is exactly what the
+# ORM stores. Only table and column names from the models are interpolated into the SQL.
 
-    SQLAlchemy converts every value of every row on its way to the driver (timestamps to
-    strings on SQLite, lists to JSON, ...). For 100,000 rows that costs more than the INSERT;
-    ``_insert_subscribers`` converts the values shared by all rows once, with the columns' own
-    processors, and binds them with this pass-through type.
-    """
 
-    cache_ok = True
+def _is_postgresql(connection: sa.Connection) -> bool:
+    name = connection.dialect.name
+    if name not in ("sqlite", "postgresql"):
+        raise NotImplementedError(f"unsupported database dialect {name!r}")
+    return name == "postgresql"
 
-    def get_col_spec(self, **kw: Any) -> str:  # pragma: no cover - never used in DDL
-        return "DRIVER_VALUE"
+
+def _driver_value(connection: sa.Connection, column: sa.Column[Any], value: Any) -> Any:
+    """``value`` as the driver receives it for ``column`` (the column type's bind processor)."""
+    dialect = connection.dialect
+    processor = column.type.dialect_impl(dialect).bind_processor(dialect)
+    return value if processor is None else processor(value)
+
+
+def _json_serializer(connection: sa.Connection) -> Callable[[Any], str]:
+    """The function that turns a value into the JSON text a ``sa.JSON`` column stores."""
+    dialect = connection.dialect
+    if dialect.name == "postgresql":
+        # The column's type hands psycopg the value, which serializes it with the dialect's
+        # serializer (``json.dumps`` unless the engine was given another).
+        serializer: Callable[[Any], str] = dialect._json_serializer or json.dumps
+        return serializer
+    processor = _SUBSCRIBERS.c.categories.type.dialect_impl(dialect).bind_processor(dialect)
+    assert processor is not None, "the JSON type always serializes on SQLite"
+    return processor
+
+
+def _categories_writer(connection: sa.Connection) -> Callable[[list[str]], str]:
+    """The function that turns a category list into the JSON text the ``categories`` column
+    stores, serializing each distinct list once."""
+    serialize = _json_serializer(connection)
+    texts: dict[tuple[str, ...], str] = {}
+
+    def write(categories: list[str]) -> str:
+        wanted = tuple(categories)
+        text = texts.get(wanted)
+        if text is None:
+            text = texts[wanted] = serialize(categories)
+        return text
+
+    return write
+
+
+def _known_addresses(session: Session, keys: Sequence[str]) -> tuple[dict[str, str], set[str]]:
+    """(email_key -> status of the subscribers, email_keys on the suppression list) of ``keys``."""
+    connection = session.connection()
+    statuses: dict[str, str] = {}
+    suppressed: set[str] = set()
+    subscribers, suppressions = _SUBSCRIBERS.name, _SUPPRESSIONS.name
+    if _is_postgresql(connection):
+        # Both tables in one statement, each chunk of keys sent once as an array.
+        lookup = (
+            "SELECT k.email_key, s.status, p.email_key IS NOT NULL "  # noqa: S608
+            "FROM unnest(%(keys)s::text[]) AS k (email_key) "
+            f"LEFT JOIN {subscribers} AS s ON s.email_key = k.email_key "
+            f"LEFT JOIN {suppressions} AS p ON p.email_key = k.email_key "
+            "WHERE s.email_key IS NOT NULL OR p.email_key IS NOT NULL"
+        )
+        for key_chunk in _chunks(keys, _PG_LOOKUP_CHUNK):
+            for key, status, is_suppressed in connection.exec_driver_sql(
+                lookup, {"keys": list(key_chunk)}
+            ):
+                if status is not None:
+                    statuses[key] = status
+                if is_suppressed:
+                    suppressed.add(key)
+        return statuses, suppressed
+    # SQLite: plain IN lists, short enough for any limit on the number of parameters.
+    for key_chunk in _chunks(keys, _SQLITE_LOOKUP_CHUNK):
+        marks = ", ".join("?" * len(key_chunk))
+        where = f"WHERE email_key IN ({marks})"
+        parameters = tuple(key_chunk)
+        statuses.update(
+            connection.exec_driver_sql(
+                f"SELECT email_key, status FROM {subscribers} {where}",  # noqa: S608
+                parameters,
+            ).all()
+        )
+        suppressed.update(
+            connection.exec_driver_sql(
+                f"SELECT email_key FROM {suppressions} {where}",  # noqa: S608
+                parameters,
+            ).scalars()
+        )
+    return statuses, suppressed
 
 
 def _insert_subscribers(
     session: Session, rows: Sequence[ParsedRow], constants: dict[str, Any]
 ) -> dict[str, int]:
-    """Insert ``rows`` (skipping keys that exist by now); returns email_key -> new id."""
+    """Insert ``rows`` in file order, skipping keys that exist by now; returns email_key -> new
+    id. ``constants`` are the values of the other columns, the same for every row."""
+    if not rows:
+        return {}
+    connection = session.connection()
+    if _is_postgresql(connection):
+        return _insert_subscribers_postgresql(connection, rows, constants)
+    return _insert_subscribers_sqlite(connection, rows, constants)
+
+
+def _insert_subscribers_sqlite(
+    connection: sa.Connection, rows: Sequence[ParsedRow], constants: dict[str, Any]
+) -> dict[str, int]:
+    """One ``executemany`` of ``INSERT ... ON CONFLICT DO NOTHING``; the new ids are read back
+    as the ids above the largest one before it."""
     table = _SUBSCRIBERS
-    dialect = session.get_bind().dialect
-    columns = [*_VARYING_COLUMNS, *constants]
-    processors = {
-        name: table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in columns
-    }
-
-    def driver(name: str, value: Any) -> Any:
-        processor = processors[name]
-        return value if processor is None else processor(value)
-
-    shared = {name: driver(name, value) for name, value in constants.items()}
-    categories: dict[tuple[str, ...], Any] = {}
-    values = []
-    for row in rows:
-        wanted = tuple(row.categories)
-        if wanted not in categories:
-            categories[wanted] = driver("categories", row.categories)
-        values.append(
-            {
-                "email": driver("email", row.email),
-                "email_key": driver("email_key", row.key),
-                "name": driver("name", row.name),
-                "timezone": driver("timezone", row.timezone),
-                "categories": categories[wanted],
-                **shared,
-            }
+    shared = tuple(
+        _driver_value(connection, table.c[name], value) for name, value in constants.items()
+    )
+    names = [*_VARYING_COLUMNS, *constants]
+    insert = (
+        f"INSERT INTO {table.name} ({', '.join(names)}) "  # noqa: S608
+        f"VALUES ({', '.join('?' * len(names))}) ON CONFLICT DO NOTHING"
+    )
+    categories = _categories_writer(connection)
+    first, *rest = [
+        (row.email, row.key, row.name, row.timezone, categories(row.categories), *shared)
+        for row in rows
+    ]
+    inserted: dict[str, int] = dict(
+        connection.exec_driver_sql(f"{insert} RETURNING email_key, id", first).all()
+    )
+    # That INSERT holds the database's write lock until the transaction ends, so no other
+    # connection adds a row from here on: every id above the largest one now is one of ours
+    # (ids only grow, the table is AUTOINCREMENT).
+    largest = connection.exec_driver_sql(f"SELECT max(id) FROM {table.name}").scalar_one()  # noqa: S608
+    if rest:
+        connection.exec_driver_sql(insert, rest)
+        inserted.update(
+            connection.exec_driver_sql(
+                f"SELECT email_key, id FROM {table.name} WHERE id > ?",  # noqa: S608
+                (largest or 0,),
+            ).all()
         )
+    return inserted
+
+
+def _insert_subscribers_postgresql(
+    connection: sa.Connection, rows: Sequence[ParsedRow], constants: dict[str, Any]
+) -> dict[str, int]:
+    """``COPY`` into a temporary table, then one ``INSERT ... SELECT ... ON CONFLICT DO
+    NOTHING RETURNING`` in file order, the constants bound once with their columns' types."""
+    table = _SUBSCRIBERS
+    staging = sa.Table(
+        f"digest_import_{uuid.uuid4().hex[:16]}",
+        sa.MetaData(),
+        sa.Column("line", sa.Integer, nullable=False),
+        sa.Column("email", sa.Text, nullable=False),
+        sa.Column("email_key", sa.Text, nullable=False),
+        sa.Column("name", sa.Text, nullable=False),
+        sa.Column("timezone", sa.Text, nullable=False),
+        sa.Column("categories", sa.JSON, nullable=False),
+        prefixes=["TEMPORARY"],
+        postgresql_on_commit="DROP",
+    )
+    staging.create(connection)
+    driver_connection = connection.connection.driver_connection
+    assert driver_connection is not None
+    columns = ", ".join(column.name for column in staging.c)
+    with (
+        driver_connection.cursor() as cursor,
+        cursor.copy(f"COPY {staging.name} ({columns}) FROM STDIN") as copy,
+    ):
+        categories = _categories_writer(connection)
+        for line, row in enumerate(rows):
+            copy.write_row(
+                (line, row.email, row.key, row.name, row.timezone, categories(row.categories))
+            )
     statement = (
-        insert_ignore(session, table)
-        .values({name: sa.bindparam(name, type_=_DriverValue()) for name in columns})
-        .returning(table.c.id, table.c.email_key)
+        postgresql.insert(table)
+        .from_select(
+            [*_VARYING_COLUMNS, *constants],
+            sa.select(
+                *(staging.c[name] for name in _VARYING_COLUMNS),
+                *(sa.literal(value, table.c[name].type) for name, value in constants.items()),
+            ).order_by(staging.c.line),
+        )
+        .on_conflict_do_nothing()
+        .returning(table.c.email_key, table.c.id)
     )
-    return {key: id_ for id_, key in session.exec(statement, params=values).all()}
+    inserted: dict[str, int] = dict(connection.execute(statement).all())
+    staging.drop(connection)
+    return inserted
 
 
-def _audit_from_rows(
-    *, now: dt.datetime, actor: str, new_status: Status, detail: dict[str, Any]
-) -> sa.Insert:
-    """An INSERT of one audit entry per subscriber id in the ``ids`` parameter, built by the
-    database from the subscriber rows themselves."""
-    subscribers = _SUBSCRIBERS
-    return _AUDIT_LOG.insert().from_select(
-        ["subscriber_id", "email_key", "at", "action", "cause", "actor", "new_status", "detail"],
-        sa.select(
-            subscribers.c.id,
-            subscribers.c.email_key,
-            sa.literal(now, UTCDateTime),
-            sa.literal(str(Action.IMPORT)),
-            sa.literal(str(Cause.IMPORT)),
-            sa.literal(actor[:200]),
-            sa.literal(str(new_status)),
-            sa.literal(detail, sa.JSON),
-        ).where(subscribers.c.id.in_(sa.bindparam("ids", expanding=True))),
-    )
+def _insert_audit_entries(session: Session, ids: Sequence[int], constants: dict[str, Any]) -> None:
+    """One audit entry per subscriber in ``ids`` (with its email_key), in id order, the other
+    columns from ``constants``; built by the database from the subscriber rows."""
+    if not ids:
+        return
+    connection = session.connection()
+    table = _SUBSCRIBERS
+    ordered = sorted(ids)
+    selections: list[sa.ColumnElement[bool]]
+    if ordered[-1] - ordered[0] + 1 == len(ordered):
+        # The usual case: the ids are a range, every id in it is one of ``ids``.
+        selections = [table.c.id.between(ordered[0], ordered[-1])]
+    elif _is_postgresql(connection):
+        selections = [table.c.id == sa.any_(sa.literal(ordered, postgresql.ARRAY(sa.Integer)))]
+    else:
+        selections = [table.c.id.in_(chunk) for chunk in _chunks(ordered, _SQLITE_LOOKUP_CHUNK)]
+    for selection in selections:
+        connection.execute(
+            _AUDIT_LOG.insert().from_select(
+                ["subscriber_id", "email_key", *constants],
+                sa.select(
+                    table.c.id,
+                    table.c.email_key,
+                    *(
+                        sa.literal(value, _AUDIT_LOG.c[name].type)
+                        for name, value in constants.items()
+                    ),
+                )
+                .where(selection)
+                .order_by(table.c.id),
+            )
+        )
 
 
 # -- exporting -----------------------------------------------------------------------------------

@@ -199,7 +199,7 @@ def test_import_uses_bulk_statements(session: Session, engine: Engine, tmp_path:
     finally:
         sa.event.remove(engine, "before_cursor_execute", count)
     assert report.imported == 2_500
-    # Lookups in chunks of 500, inserts in chunks of 1000, not one statement per row.
+    # Lookups in chunks, bulk inserts: a handful of statements, not one per row.
     assert len(statements) < 40, len(statements)
     assert session.exec(select(sa.func.count()).select_from(AuditEntry)).one() == 2_500
 
@@ -313,3 +313,132 @@ def test_concurrently_inserted_rows_count_as_existing(session: Session) -> None:
         },
     )
     assert list(inserted) == ["bob@example.com"]
+
+
+def _raw(session: Session, subscriber_id: int) -> tuple[object, ...]:
+    """The stored form of a subscriber's typed columns, as text, straight from the database."""
+    table = Subscriber.__table__  # type: ignore[attr-defined]
+    columns = ("categories", "status", "paused", "created_at", "updated_at", "confirmed_at")
+    row = (
+        session.connection()
+        .execute(
+            sa.select(*(sa.cast(table.c[name], sa.Text) for name in columns)).where(
+                table.c.id == subscriber_id
+            )
+        )
+        .one()
+    )
+    return tuple(row)
+
+
+def test_bulk_import_reads_back_through_the_orm(session: Session, tmp_path: Path) -> None:
+    categories = [
+        [],
+        ["Developer Tools"],
+        ["Data & Analytics", "Café ☕"],
+        ['Say "hi"', "back\\slash", "comma, inside"],
+    ]
+    lines = [
+        ",".join(
+            [
+                f"reader.{i}@Example{i % 7}.COM",
+                f'"Reader, Nº {i}"',
+                ["UTC", "Europe/Berlin", "Asia/Kolkata"][i % 3],
+                '"' + ";".join(categories[i % 4]).replace('"', '""') + '"',
+            ]
+        )
+        for i in range(3_000)
+    ]
+    lifecycle.signup(session, "reader.5@example5.com", confirmed=True)  # already active
+    suppression.suppress(session, "reader.6@example6.com", actor="cli")
+    session.add(Subscriber(email="reader.7@example0.com", email_key="reader.7@example0.com"))
+    path = _write(tmp_path, HEADER + "\n".join(lines) + "\n", "bulk.csv")
+    before = utcnow()
+    report = import_csv(session, path, confirmed=True, actor="crm", consent_source="crm-sync")
+    session.commit()
+    after = utcnow()
+    assert report.summary() == "imported 2997, existing 2, skipped 1, rejected 0"
+
+    imported = {
+        s.id: s
+        for s in session.exec(
+            select(Subscriber)
+            .where(col(Subscriber.source) == "crm-sync")
+            .order_by(col(Subscriber.id))
+        )
+    }
+    assert list(imported) == report.imported_ids == sorted(report.imported_ids)  # file order
+    expected = [i for i in range(3_000) if i not in (5, 6, 7)]
+    for i, subscriber_id in zip(expected, report.imported_ids, strict=True):
+        subscriber = imported[subscriber_id]
+        assert subscriber.email == f"reader.{i}@example{i % 7}.com"
+        assert subscriber.email_key == subscriber.email
+        assert subscriber.name == f"Reader, Nº {i}"
+        assert subscriber.timezone == ["UTC", "Europe/Berlin", "Asia/Kolkata"][i % 3]
+        assert subscriber.categories == categories[i % 4]
+        assert subscriber.status == Status.ACTIVE and subscriber.paused is False
+        assert subscriber.created_at.tzinfo is not None
+        assert before <= subscriber.created_at <= after
+        assert subscriber.updated_at == subscriber.confirmed_at == subscriber.created_at
+        assert subscriber.unsubscribed_at is None and subscriber.confirmation_sent_at is None
+
+    # Stored exactly as the ORM stores the same values.
+    sample = imported[report.imported_ids[3]]
+    twin = Subscriber(
+        email="twin@example.com",
+        email_key="twin@example.com",
+        categories=list(sample.categories),
+        status=sample.status,
+        paused=sample.paused,
+        created_at=sample.created_at,
+        updated_at=sample.updated_at,
+        confirmed_at=sample.confirmed_at,
+    )
+    session.add(twin)
+    session.flush()
+    assert twin.id is not None and sample.id is not None
+    assert _raw(session, twin.id) == _raw(session, sample.id)
+
+    entries = session.exec(
+        select(AuditEntry).where(AuditEntry.action == "import").order_by(col(AuditEntry.id))
+    ).all()
+    assert [e.subscriber_id for e in entries] == report.imported_ids
+    for entry in entries:
+        assert entry.subscriber_id is not None
+        subscriber = imported[entry.subscriber_id]
+        assert entry.email_key == subscriber.email_key
+        assert (entry.cause, entry.actor, entry.old_status, entry.new_status) == (
+            "import",
+            "crm",
+            None,
+            "active",
+        )
+        assert entry.at == subscriber.created_at and entry.at.tzinfo is not None
+        assert entry.detail == {"source": "crm-sync", "consent": "recorded"}
+
+
+def test_audit_entries_for_ids_that_are_not_a_range(session: Session, tmp_path: Path) -> None:
+    lines = [f"reader{i}@example.com" for i in range(1_200)]
+    report = import_csv(session, _write(tmp_path, "email\n" + "\n".join(lines) + "\n"))
+    session.commit()
+    every_other = report.imported_ids[::2]
+    csvio._insert_audit_entries(
+        session,
+        every_other,
+        {
+            "at": utcnow(),
+            "action": "suppress",
+            "cause": "admin",
+            "actor": "test",
+            "new_status": None,
+            "detail": {"reason": "test"},
+        },
+    )
+    session.commit()
+    entries = session.exec(
+        select(AuditEntry.subscriber_id, AuditEntry.email_key).where(
+            AuditEntry.action == "suppress"
+        )
+    ).all()
+    keys = dict(session.exec(select(Subscriber.id, Subscriber.email_key)).all())
+    assert sorted(entries) == [(id_, keys[id_]) for id_ in every_other]
