@@ -116,6 +116,33 @@ def session_scope(engine: Engine) -> Iterator[Session]:
             raise
 
 
+def core_connection(session: Session) -> Connection:
+    """The connection of ``session``'s transaction, for Core statements that skip the ORM.
+
+    Pending ORM changes are flushed first, as the session does before running a statement of
+    its own (unless autoflush is off), so that the Core statements see them and come after
+    them. Objects already loaded in the session are not updated by those statements.
+    """
+    if session.autoflush:
+        session.flush()
+    return session.connection()
+
+
+@contextmanager
+def immediate_transaction(engine: Engine) -> Iterator[Connection]:
+    """A connection in a transaction committed on success and rolled back on any exception,
+    with the write lock taken at BEGIN on SQLite (``BEGIN IMMEDIATE``).
+
+    For Core statements only: no ``Session`` is built, which is what a write made on every
+    request of a busy endpoint wants.
+    """
+    with engine.connect() as connection:
+        if is_sqlite(engine):
+            connection.execution_options(sqlite_begin="IMMEDIATE")
+        with connection.begin():
+            yield connection
+
+
 @contextmanager
 def immediate_session(engine: Engine) -> Iterator[Session]:
     """Like ``session_scope`` but takes the write lock at BEGIN on SQLite (``BEGIN IMMEDIATE``).

@@ -18,10 +18,12 @@ Rules a mature list keeps:
   form does not reveal who is subscribed.
 - Every change writes an ``AuditEntry`` in the same transaction.
 
-Every function takes a ``Session`` and leaves the commit to the caller. Transitions that other
-processes race on (confirm, unsubscribe, bounce, complaint) are conditional UPDATEs issued
-before any read, so concurrent calls serialize in the database and exactly one of them
-records the change; on SQLite this also keeps them safe in an ordinary deferred transaction.
+Every function takes a ``Session`` and leaves the commit to the caller; ``unsubscribe``, which
+every one-click request runs, also takes a bare ``Connection`` and uses Core statements only.
+Transitions that other processes race on (confirm, unsubscribe, bounce, complaint) are
+conditional UPDATEs issued before any read, so concurrent calls serialize in the database and
+exactly one of them records the change; on SQLite this also keeps them safe in an ordinary
+deferred transaction.
 """
 
 from __future__ import annotations
@@ -32,12 +34,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col, select
 from sqlmodel.sql.expression import SelectOfScalar
 
-from digest.db import utcnow
+from digest.db import UTCDateTime, core_connection, utcnow
 from digest.errors import NotFoundError
 from subscribers import audit, suppression
 from subscribers.audit import Action
@@ -54,6 +58,30 @@ RESEND_CONFIRMATION_AFTER = dt.timedelta(minutes=10)
 _UNSUBSCRIBABLE = (Status.ACTIVE, Status.PENDING)
 _BOUNCEABLE = (Status.ACTIVE, Status.PENDING, Status.UNSUBSCRIBED)
 _COMPLAINABLE = (Status.ACTIVE, Status.PENDING, Status.UNSUBSCRIBED, Status.BOUNCED)
+# How often ``unsubscribe`` tries again when a concurrent transition moved the row between its
+# conditional UPDATEs (a pending subscriber confirming at that very moment).
+_UNSUBSCRIBE_ATTEMPTS = 3
+
+_SUBSCRIBERS: sa.Table = Subscriber.__table__  # type: ignore[attr-defined]
+_SUBSCRIBER_MAPPER = sa.inspect(Subscriber)
+# The statements of ``unsubscribe``, built once: every one-click request runs them.
+_NOW = sa.bindparam("now", type_=UTCDateTime)
+_UNSUBSCRIBE = (
+    sa.update(_SUBSCRIBERS)
+    .where(
+        _SUBSCRIBERS.c.id == sa.bindparam("subscriber_id"),
+        _SUBSCRIBERS.c.status == sa.bindparam("old_status"),
+    )
+    .values(status=str(Status.UNSUBSCRIBED), unsubscribed_at=_NOW, updated_at=_NOW)
+    .returning(_SUBSCRIBERS.c.email, _SUBSCRIBERS.c.email_key)
+)
+_UNSUBSCRIBE_STATE = sa.select(
+    _SUBSCRIBERS.c.email,
+    _SUBSCRIBERS.c.email_key,
+    _SUBSCRIBERS.c.status,
+    _SUBSCRIBERS.c.unsubscribed_at,
+    _SUBSCRIBERS.c.updated_at,
+).where(_SUBSCRIBERS.c.id == sa.bindparam("subscriber_id"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +91,27 @@ class SignupOutcome:
     subscriber: Subscriber | None
     created: bool
     should_send_confirmation: bool
+
+
+@dataclass(frozen=True, slots=True)
+class UnsubscribeOutcome:
+    """What ``unsubscribe`` found and did.
+
+    ``status`` is the subscriber's status afterwards. ``previous`` is the status this call moved
+    it from, or None when there was nothing to change: already unsubscribed, or bounced or
+    complained, which keep their stronger status.
+    """
+
+    subscriber_id: int
+    email: str
+    email_key: str
+    status: Status
+    unsubscribed_at: dt.datetime | None
+    previous: Status | None = None
+
+    @property
+    def changed(self) -> bool:
+        return self.previous is not None
 
 
 # -- lookups -------------------------------------------------------------------------------------
@@ -273,50 +322,108 @@ def confirm(session: Session, subscriber_id: int, *, actor: str) -> Subscriber |
 
 
 def unsubscribe(
-    session: Session, subscriber_id: int, *, cause: Cause, actor: str, detail: str = ""
-) -> Subscriber | None:
+    db: Session | Connection,
+    subscriber_id: int,
+    *,
+    cause: Cause,
+    actor: str,
+    detail: str = "",
+) -> UnsubscribeOutcome | None:
     """Unsubscribe (pending or active -> unsubscribed) and suppress the address.
 
     Idempotent and safe under concurrency: of any number of simultaneous calls exactly one
     changes the status and writes the audit entry. Bounced and complained subscribers keep
     their stronger status. None if there is no such subscriber.
+
+    Core statements only, on a session's connection or on ``db`` itself, and no ORM object is
+    loaded: a conditional ``UPDATE ... RETURNING`` per status it may leave, then the
+    suppression and the audit entry. A ``Subscriber`` of this id already loaded in a session
+    is brought up to date.
     """
+    if isinstance(db, Connection):
+        session, connection = None, db
+    else:
+        session, connection = db, core_connection(db)
     now = utcnow()
-    changed = _transition(
-        session,
-        col(Subscriber.id) == subscriber_id,
-        _UNSUBSCRIBABLE,
-        Status.UNSUBSCRIBED,
-        unsubscribed_at=now,
-        updated_at=now,
-    )
-    subscriber = session.get(Subscriber, subscriber_id, populate_existing=True)
-    if subscriber is None or changed is None:
-        return subscriber
-    suppression.add(
-        session, subscriber.email_key, SuppressionReason.UNSUBSCRIBED, detail=str(cause)
-    )
-    audit.record(
-        session,
-        subscriber_id=subscriber.id,
-        email_key=subscriber.email_key,
-        action=Action.UNSUBSCRIBE,
-        cause=cause,
-        actor=actor,
-        old_status=changed,
-        new_status=Status.UNSUBSCRIBED,
-        detail={"note": detail} if detail else {},
-    )
-    return subscriber
+    attempts = 0
+    while True:
+        for old in _UNSUBSCRIBABLE:
+            changed = connection.execute(
+                _UNSUBSCRIBE, {"subscriber_id": subscriber_id, "old_status": str(old), "now": now}
+            ).first()
+            if changed is not None:
+                email, email_key = changed
+                # The weakest reason: it never replaces a suppression already there.
+                suppression.insert(
+                    connection, email_key, SuppressionReason.UNSUBSCRIBED, detail=str(cause)
+                )
+                audit.write(
+                    connection,
+                    subscriber_id=subscriber_id,
+                    email_key=email_key,
+                    action=Action.UNSUBSCRIBE,
+                    cause=cause,
+                    actor=actor,
+                    old_status=old,
+                    new_status=Status.UNSUBSCRIBED,
+                    detail={"note": detail} if detail else {},
+                )
+                _update_loaded(
+                    session,
+                    subscriber_id,
+                    status=str(Status.UNSUBSCRIBED),
+                    unsubscribed_at=now,
+                    updated_at=now,
+                )
+                return UnsubscribeOutcome(
+                    subscriber_id=subscriber_id,
+                    email=email,
+                    email_key=email_key,
+                    status=Status.UNSUBSCRIBED,
+                    unsubscribed_at=now,
+                    previous=old,
+                )
+        state = connection.execute(_UNSUBSCRIBE_STATE, {"subscriber_id": subscriber_id}).first()
+        if state is None:
+            return None
+        _update_loaded(
+            session,
+            subscriber_id,
+            status=state.status,
+            unsubscribed_at=state.unsubscribed_at,
+            updated_at=state.updated_at,
+        )
+        attempts += 1
+        if state.status not in _UNSUBSCRIBABLE or attempts == _UNSUBSCRIBE_ATTEMPTS:
+            return UnsubscribeOutcome(
+                subscriber_id=subscriber_id,
+                email=state.email,
+                email_key=state.email_key,
+                status=Status(state.status),
+                unsubscribed_at=state.unsubscribed_at,
+            )
+        # A concurrent transaction moved the row between two of the UPDATEs: try again.
+
+
+def _update_loaded(session: Session | None, subscriber_id: int, **values: Any) -> None:
+    """Give a ``Subscriber`` already loaded in ``session`` the values a Core statement wrote."""
+    if session is None:
+        return
+    key = _SUBSCRIBER_MAPPER.identity_key_from_primary_key((subscriber_id,))
+    loaded = session.identity_map.get(key)
+    if loaded is not None:
+        for name, value in values.items():
+            set_committed_value(loaded, name, value)
 
 
 def admin_unsubscribe(session: Session, email: str, *, actor: str) -> Subscriber:
     """Unsubscribe an address on an administrator's behalf (``NotFoundError`` if unknown)."""
     subscriber = require_by_email(session, email)
     assert subscriber.id is not None
-    result = unsubscribe(session, subscriber.id, cause=Cause.ADMIN, actor=actor)
-    assert result is not None
-    return result
+    # The subscriber is loaded in the session, so ``unsubscribe`` updates its status.
+    if unsubscribe(session, subscriber.id, cause=Cause.ADMIN, actor=actor) is None:
+        raise NotFoundError(f"no subscriber with address {email.strip()}")
+    return subscriber
 
 
 def record_bounce(

@@ -8,11 +8,14 @@ DO NOTHING``, then a conditional upgrade): an address keeps its strongest reason
 
 from __future__ import annotations
 
+import functools
+
 import sqlalchemy as sa
-from sqlalchemy.sql.dml import Insert
+from sqlalchemy.engine import Connection
+from sqlalchemy.sql.dml import Insert, ReturningInsert
 from sqlmodel import Session, col, select
 
-from digest.db import utcnow
+from digest.db import core_connection, utcnow
 from digest.errors import NotFoundError
 from subscribers import audit
 from subscribers.audit import Action
@@ -34,7 +37,10 @@ HARD_REASONS = frozenset(
 
 def insert_ignore(session: Session, table: sa.Table) -> Insert:
     """An INSERT into ``table`` that skips rows whose unique key already exists."""
-    dialect = session.get_bind().dialect.name
+    return _insert_ignore(session.get_bind().dialect.name, table)
+
+
+def _insert_ignore(dialect: str, table: sa.Table) -> Insert:
     if dialect == "postgresql":
         from sqlalchemy.dialects import postgresql
 
@@ -51,12 +57,7 @@ def add(session: Session, email_key: str, reason: SuppressionReason, *, detail: 
 
     The caller writes the audit entry (it knows why); use ``suppress`` for a standalone one.
     """
-    inserted = session.exec(
-        insert_ignore(session, _SUPPRESSIONS)
-        .values(email_key=email_key, reason=str(reason), detail=detail, created_at=utcnow())
-        .returning(_SUPPRESSIONS.c.id)
-    ).first()
-    if inserted is not None:
+    if insert(core_connection(session), email_key, reason, detail=detail):
         return True
     weaker = [str(other) for other, rank in _RANK.items() if rank < _RANK[reason]]
     if not weaker:
@@ -67,6 +68,24 @@ def add(session: Session, email_key: str, reason: SuppressionReason, *, detail: 
         .values(reason=str(reason), detail=detail)
     )
     return upgraded.rowcount > 0
+
+
+def insert(
+    connection: Connection, email_key: str, reason: SuppressionReason, *, detail: str = ""
+) -> bool:
+    """Suppress ``email_key`` unless it already is, with a Core statement; True if it was new.
+
+    An existing suppression is left as it is, whatever its reason: ``add`` also strengthens a
+    weaker one. For the weakest reason, ``unsubscribed``, the two are the same.
+    """
+    row = {"email_key": email_key, "reason": str(reason), "detail": detail, "created_at": utcnow()}
+    return connection.execute(_insert_statement(connection.dialect.name), row).first() is not None
+
+
+@functools.cache
+def _insert_statement(dialect: str) -> ReturningInsert[tuple[int]]:
+    # Built once per dialect: a statement object built per call costs more than running it.
+    return _insert_ignore(dialect, _SUPPRESSIONS).returning(_SUPPRESSIONS.c.id)
 
 
 def get(session: Session, email_key: str) -> Suppression | None:

@@ -231,7 +231,7 @@ class UnsubscribeEndpoint(HTTPEndpoint):
             subscriber = session.get(Subscriber, subscriber_id)
         if subscriber is None:
             # The row was erased: there is nothing left to send to.
-            return render(request, "unsubscribed.html", {"email": ""})
+            return svc.unsubscribed_page.response(request, "")
         context: dict[str, Any] = {
             "email": subscriber.email,
             "already": subscriber.status not in ON_LIST,
@@ -250,14 +250,14 @@ class UnsubscribeEndpoint(HTTPEndpoint):
         one_click = _text(form, ONE_CLICK_FIELD) == ONE_CLICK_VALUE
         cause = Cause.ONE_CLICK if one_click else Cause.LINK
         email = await run_in_threadpool(_unsubscribe, svc, subscriber_id, cause)
-        return render(request, "unsubscribed.html", {"email": email})
+        return svc.unsubscribed_page.response(request, email)
 
 
 def _unsubscribe(svc: WebServices, subscriber_id: int, cause: Cause) -> str:
     """Unsubscribe; the address, or "" when the row was erased (nothing left to send to)."""
-    with svc.transaction() as session:
-        subscriber = lifecycle.unsubscribe(session, subscriber_id, cause=cause, actor=ACTOR)
-    return "" if subscriber is None else subscriber.email
+    with svc.core_transaction() as connection:
+        outcome = lifecycle.unsubscribe(connection, subscriber_id, cause=cause, actor=ACTOR)
+    return "" if outcome is None else outcome.email
 
 
 # --- preferences ---------------------------------------------------------------------------
@@ -321,14 +321,16 @@ def _apply_preferences(
     """Save the form; False when the subscriber no longer exists."""
     with svc.transaction() as session:
         if action == "unsubscribe":
-            subscriber = lifecycle.unsubscribe(
+            outcome = lifecycle.unsubscribe(
                 session, subscriber_id, cause=Cause.PREFERENCE_PAGE, actor=ACTOR
             )
+            found = outcome is not None
         else:
             subscriber = lifecycle.update_preferences(
                 session, subscriber_id, categories=categories, paused=paused, actor=ACTOR
             )
-    return subscriber is not None
+            found = subscriber is not None
+    return found
 
 
 # --- shared --------------------------------------------------------------------------------

@@ -1,15 +1,17 @@
 """What the request handlers share, built once per application: settings, the database
-engine, the mail backend, the token signer, the CSRF guard, the templates and the sign-up
-rate limiter; plus ``render`` for HTML responses.
+engine, the mail backend, the token signer, the CSRF guard, the templates, the sign-up
+rate limiter and the pages rendered ahead (``SplicedPage``); plus ``render`` for HTML responses.
 
-``WebServices.transaction`` is the one way handlers write. On SQLite it lets one thread of the
-process write at a time: SQLite admits a single writer anyway, and threads of this process
-then wait on a lock, woken as soon as it is free, rather than in SQLite's busy handler, which
-polls with sleeps of up to 100 ms.
+``WebServices.transaction`` is the one way handlers write (``core_transaction`` is the same
+without a ``Session``, for Core statements). On SQLite it lets one thread of the process write
+at a time: SQLite admits a single writer anyway, and threads of this process then wait on a
+lock, woken as soon as it is free, rather than in SQLite's busy handler, which polls with
+sleeps of up to 100 ms.
 """
 
 from __future__ import annotations
 
+import secrets
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager, nullcontext
@@ -18,20 +20,68 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
-from sqlalchemy.engine import Engine
+import markupsafe
+from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import HTMLResponse, Response
 from starlette.templating import Jinja2Templates
 
 from digest.backends.base import EmailBackend
 from digest.config import Settings
-from digest.db import immediate_session, is_sqlite
+from digest.db import immediate_session, immediate_transaction, is_sqlite
 from digest.web.csrf import CsrfGuard
 from digest.web.ratelimit import SlidingWindowLimiter
 from subscribers.tokens import TokenSigner
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
+# A value with every character that HTML escaping changes, to check a SplicedPage against.
+_SPLICE_PROBE = """<b title="x">O'Neil & co</b>@example.com"""
+
+
+class SplicedPage:
+    """A page whose only per-request content is one text variable, rendered once ahead.
+
+    The template is rendered with the variable set to a marker and split around it; a request
+    joins the parts with its value, HTML-escaped as the template's autoescaping does. An empty
+    value has a page of its own, so the template may test whether the value is empty. It must
+    do nothing else with the value (no filter, no test of its content). When the page is built
+    a probe with characters that need escaping checks the splice against a real rendering; if
+    they differ, or the template cannot be rendered ahead, each request renders it.
+    """
+
+    __slots__ = ("_empty", "_name", "_parts", "_template", "_templates")
+
+    def __init__(self, templates: Jinja2Templates, template: str, name: str) -> None:
+        self._templates = templates
+        self._template = template
+        self._name = name
+        self._empty: str | None = None
+        self._parts: list[str] | None = None
+        try:
+            empty = self._render("")
+            marker = secrets.token_hex(16)
+            parts = self._render(marker).split(marker)
+            if _splice(parts, _SPLICE_PROBE) == self._render(_SPLICE_PROBE):
+                self._empty, self._parts = empty, parts
+        except jinja2.TemplateError:
+            pass  # it needs more than the variable (the request, say): rendered per request
+
+    def _render(self, value: str) -> str:
+        return self._templates.get_template(self._template).render({self._name: value})
+
+    def response(self, request: Request, value: str) -> Response:
+        """The page for ``value``, status 200."""
+        if self._parts is None or self._empty is None:
+            return self._templates.TemplateResponse(request, self._template, {self._name: value})
+        if not value:
+            return HTMLResponse(self._empty)
+        return HTMLResponse(_splice(self._parts, value))
+
+
+def _splice(parts: list[str], value: str) -> str:
+    # As plain str: Markup.join would escape the parts too.
+    return str(markupsafe.escape(value)).join(parts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,11 +93,15 @@ class WebServices:
     csrf: CsrfGuard
     templates: Jinja2Templates
     signup_limiter: SlidingWindowLimiter
+    unsubscribed_page: SplicedPage = field(init=False)
     _write_lock: AbstractContextManager[object] = field(init=False)
 
     def __post_init__(self) -> None:
         lock = threading.Lock() if is_sqlite(self.engine) else nullcontext()
         object.__setattr__(self, "_write_lock", lock)
+        # The answer to every unsubscribe POST: only the address differs.
+        page = SplicedPage(self.templates, "unsubscribed.html", "email")
+        object.__setattr__(self, "unsubscribed_page", page)
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
@@ -59,6 +113,12 @@ class WebServices:
         """
         with self._write_lock, immediate_session(self.engine) as session:
             yield session
+
+    @contextmanager
+    def core_transaction(self) -> Iterator[Connection]:
+        """``transaction`` for Core statements: a bare connection, no ``Session`` to build."""
+        with self._write_lock, immediate_transaction(self.engine) as connection:
+            yield connection
 
 
 def build_templates(settings: Settings) -> Jinja2Templates:
