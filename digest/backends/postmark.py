@@ -21,6 +21,10 @@ from digest.backends.message import OutgoingMessage
 if TYPE_CHECKING:
     from digest.config import Settings
 
+# Postmark refuses a batch call over 50 MB; keep each call under this estimate, which leaves
+# room for JSON escaping and the per-message fields.
+MAX_CALL_BYTES = 45 * 1024 * 1024
+PER_MESSAGE_OVERHEAD = 2048
 INVALID_EMAIL_REQUEST = 300
 INACTIVE_RECIPIENT = 406
 # Error 300 also covers a bad From or body; only a bad recipient makes the address unusable.
@@ -57,9 +61,18 @@ class PostmarkBackend(HttpBackend):
 
     def plan(self, messages: Sequence[OutgoingMessage], indexes: list[int]) -> list[ApiCall]:
         stream = self.message_stream
-        payload = []
+        calls: list[ApiCall] = []
+        payload: list[dict[str, Any]] = []
+        call_indexes: list[int] = []
+        size = 0
         for index in indexes:
             message = messages[index]
+            estimate = _estimated_bytes(message)
+            if payload and size + estimate > MAX_CALL_BYTES:
+                calls.append(ApiCall(call_indexes, "/email/batch", json=payload))
+                payload, call_indexes, size = [], [], 0
+            size += estimate
+            call_indexes.append(index)
             headers = [{"Name": k, "Value": v} for k, v in message.headers.items()]
             headers.append({"Name": "Message-ID", "Value": message.message_id})
             item: dict[str, Any] = {
@@ -76,7 +89,8 @@ class PostmarkBackend(HttpBackend):
             if message.metadata:
                 item["Metadata"] = message.metadata
             payload.append(item)
-        return [ApiCall(indexes, "/email/batch", json=payload)]
+        calls.append(ApiCall(call_indexes, "/email/batch", json=payload))
+        return calls
 
     def parse(
         self, call: ApiCall, response: httpx.Response, messages: Sequence[OutgoingMessage]
@@ -109,3 +123,11 @@ class PostmarkBackend(HttpBackend):
                     )
                 )
         return results
+
+
+def _estimated_bytes(message: OutgoingMessage) -> int:
+    """The message's share of a request body, in bytes (UTF-8 counted only when needed)."""
+    size = PER_MESSAGE_OVERHEAD
+    for body in (message.html, message.text):
+        size += len(body) if body.isascii() else len(body.encode())
+    return size

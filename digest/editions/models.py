@@ -38,9 +38,7 @@ class Edition(SQLModel, table=True):
         default=EditionStatus.SENDING, sa_column=sa.Column(sa.String(16), nullable=False)
     )
     subject: str = Field(default="", sa_column=sa.Column(sa.String(500), nullable=False))
-    ledger_complete: bool = Field(
-        default=False, sa_column=sa.Column(sa.Boolean, nullable=False, server_default=sa.false())
-    )
+    ledger_complete: bool = Field(default=False, sa_column=sa.Column(sa.Boolean, nullable=False))
     created_at: dt.datetime = Field(
         default_factory=utcnow, sa_column=sa.Column(UTCDateTime, nullable=False)
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import httpx
@@ -85,6 +86,18 @@ def test_full_batch_is_one_call() -> None:
     assert len(api.requests) == 1
     assert len(api.body()) == 500
     assert len(results) == 500
+
+
+def test_large_messages_are_split_under_the_50_mb_call_limit() -> None:
+    api = FakeApi(_accept_all)
+    big = "<p>" + "x" * 200_000 + "é</p>"  # ~200 KB each: 500 of them would be ~100 MB
+    messages = [dataclasses.replace(m, html=big) for m in build_batch(500)]
+    results = _backend(api).send_batch(messages)
+    assert len(api.requests) >= 3
+    assert all(len(request.content) < 50 * 1024 * 1024 for request in api.requests)
+    assert sum(len(orjson.loads(request.content)) for request in api.requests) == 500
+    assert [r.message_id for r in results] == [m.message_id for m in messages]
+    assert all(r.status == ResultStatus.ACCEPTED for r in results)
 
 
 def test_some_recipients_rejected_others_accepted() -> None:

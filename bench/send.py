@@ -1,0 +1,405 @@
+"""Send throughput of the delivery engine against the cost of the work it cannot avoid.
+
+Usage: ``python bench/send.py [RECIPIENTS]`` (default 100,000). Everything goes through the
+Postmark backend's wire format to a fake Postmark on 127.0.0.1 (a subprocess that reads and
+discards each request body and answers one accepted entry per message, counting them with
+``bytes.count``). Three figures, each measured in a fresh process:
+
+- **digest**: the real thing on a fresh SQLite database — ``prepare_edition`` (the edition and
+  its ledger) then ``DeliveryEngine.run`` with the Postmark backend: claims, per-recipient
+  rendering, batches of 500, one transaction per batch to record every result;
+- **(a) minimal sender**: the unavoidable work only — personalize the same compiled variant
+  for each recipient, build the same Postmark JSON, encode each 500-message batch with orjson,
+  post it with one httpx client; no database;
+- **(b) transport**: post one already-encoded 500-message batch over and over (the limit of
+  the fake server and the HTTP client).
+
+(a) and (b) hand httpx the body in 1 MiB pieces: given one ``bytes`` object, httpcore copies
+the unsent rest after every partial ``send``, which is quadratic in the body size (a
+500-message batch is about 56 MB). The Postmark backend does that today, so the digest run
+is measured twice: with the backend as it is, and with a transport that posts in pieces.
+
+``BENCH_CONCURRENCY`` sets ``send_concurrency`` of the digest run (default 4, the settings'
+default). It prints messages/s for each, the ratio digest/(a) (send phase; the target is at
+least 0.8), and the peak RSS of the digest process for 10,000 and for the full run (the
+target is under 300 MB and not growing with the list).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import resource
+import socket
+import socketserver
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, cast
+
+import httpx
+import orjson
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+FIXTURES = ROOT.parent / "shared" / "fixtures" / "comparisons"
+if not FIXTURES.is_dir():
+    FIXTURES = ROOT / "examples" / "comparisons"
+WEEK = "2026-W47"
+BATCH = 500
+SMALL = 10_000
+CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "4"))  # the settings' default
+
+
+# -- the fake provider -----------------------------------------------------------------------
+
+
+class _FakePostmark(socketserver.BaseRequestHandler):
+    """HTTP/1.1 keep-alive, just enough of it: read a request, answer one entry per message."""
+
+    def handle(self) -> None:
+        sock: socket.socket = self.request
+        buffer = bytearray(1 << 16)
+        view = memoryview(buffer)
+        pending = b""
+        counter = 0
+        while True:
+            while b"\r\n\r\n" not in pending:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    return
+                pending += chunk
+            head, _, pending = pending.partition(b"\r\n\r\n")
+            length = 0
+            for line in head.split(b"\r\n"):
+                if line[:15].lower() == b"content-length:":
+                    length = int(line[15:])
+            if len(buffer) < length:
+                buffer = bytearray(length)
+                view = memoryview(buffer)
+            got = len(pending)
+            view[:got] = pending
+            pending = b""
+            while got < length:
+                received = sock.recv_into(view[got:length])
+                if not received:
+                    return
+                got += received
+            count = buffer.count(b'"To":', 0, length)
+            entries = b",".join(
+                b'{"ErrorCode":0,"Message":"OK","MessageID":"%d-%d","To":"r"}'
+                % (id(self), counter + index)
+                for index in range(count)
+            )
+            counter += count
+            answer = b"[" + entries + b"]"
+            sock.sendall(
+                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                b"Content-Length: %d\r\n\r\n%s" % (len(answer), answer)
+            )
+
+
+def serve(port: int) -> None:
+    socketserver.ThreadingTCPServer.allow_reuse_address = True
+    socketserver.ThreadingTCPServer.daemon_threads = True
+    with socketserver.ThreadingTCPServer(("127.0.0.1", port), _FakePostmark) as server:
+        server.serve_forever()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_server() -> tuple[subprocess.Popen[bytes], int]:
+    port = free_port()
+    process = subprocess.Popen([sys.executable, __file__, "--serve", str(port)])
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return process, port
+        except OSError:
+            time.sleep(0.05)
+    process.kill()
+    raise RuntimeError("the fake provider did not start")
+
+
+# -- the measured runs (each in its own process) ---------------------------------------------
+
+
+def _settings(database: str, port: int) -> Any:
+    from digest.config import Settings
+
+    return Settings(
+        _env_file=None,
+        environment="test",
+        database_url=f"sqlite:///{database}",
+        secret_key="bench-secret-0123456789abcdef",
+        base_url="https://verdicts.example.com",
+        email_backend="postmark",
+        email_api_url=f"http://127.0.0.1:{port}",
+        email_api_key="bench-token",
+        send_rate=1e9,
+        send_concurrency=CONCURRENCY,
+        timezone="UTC",
+    )
+
+
+def _documents(settings: Any) -> list[Any]:
+    from digest.content.validate import parse_comparisons
+
+    docs = []
+    for path in sorted(FIXTURES.glob("*.json")):
+        for _label, doc in parse_comparisons(path.read_bytes(), str(path)):
+            assert not isinstance(doc, Exception), doc
+            docs.append(doc)
+    start, end = _week().bounds(settings.zone)
+    return sorted(
+        (doc for doc in docs if start <= doc.published_at < end),
+        key=lambda doc: (doc.published_at, doc.slug),
+    )
+
+
+def _week() -> Any:
+    from digest.content.weeks import IsoWeek
+
+    return IsoWeek.parse(WEEK)
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+class _Pieces(httpx.SyncByteStream):
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield from _pieces(self.body)
+
+
+class PiecesTransport(httpx.HTTPTransport):
+    """Posts a request body in 1 MiB pieces (Content-Length unchanged): what
+    ``digest/backends/http.py`` would do with ``content=`` pieces instead of one ``bytes``."""
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        request.stream = _Pieces(request.read())
+        return super().handle_request(request)
+
+
+def run_digest(recipients: int, port: int, *, pieces: bool = False) -> dict[str, Any]:
+    import sqlalchemy as sa
+
+    import digest.models
+    from digest.backends.base import EmailBackend
+    from digest.backends.registry import get_backend
+    from digest.content.importer import import_paths
+    from digest.db import create_engine, utcnow
+    from digest.delivery.prepare import message_factories, prepare_edition
+    from digest.delivery.sender import DeliveryEngine
+    from subscribers.models import Subscriber
+
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = _settings(f"{tmp}/bench.db", port)
+        engine = create_engine(settings.database_url)
+        digest.models.metadata.create_all(engine)
+        import_paths(engine, [str(FIXTURES)])
+        now = utcnow()
+        table = cast(sa.Table, sa.inspect(Subscriber).local_table)
+        with engine.begin() as connection:
+            for start in range(0, recipients, 10_000):
+                connection.execute(
+                    sa.insert(table),
+                    [
+                        {
+                            "email": f"reader{i}@example.com",
+                            "email_key": f"reader{i}@example.com",
+                            "name": f"Reader {i}",
+                            "timezone": "UTC",
+                            "categories": [],
+                            "status": "active",
+                            "paused": False,
+                            "source": "bench",
+                            "created_at": now,
+                            "updated_at": now,
+                        }
+                        for i in range(start, min(recipients, start + 10_000))
+                    ],
+                )
+        started = time.perf_counter()
+        outcome = prepare_edition(engine, settings, _week())
+        assert outcome.edition is not None and outcome.edition.id is not None
+        ledger_seconds = time.perf_counter() - started
+        backend: EmailBackend
+        if pieces:
+            from digest.backends.postmark import PostmarkBackend
+
+            backend = PostmarkBackend.from_settings(settings, transport=PiecesTransport())
+        else:
+            backend = get_backend(settings)
+        sender = DeliveryEngine(engine, settings, backend, message_factories(engine, settings))
+        started = time.perf_counter()
+        report = sender.run([outcome.edition.id])
+        send_seconds = time.perf_counter() - started
+        backend.close()
+        engine.dispose()
+    assert report.stats["sent"] == recipients, report
+    return {
+        "ledger_seconds": ledger_seconds,
+        "send_seconds": send_seconds,
+        "rate": recipients / send_seconds,
+        "rate_end_to_end": recipients / (send_seconds + ledger_seconds),
+        "rss_mb": _peak_rss_mb(),
+    }
+
+
+def _payload(messages: list[Any]) -> list[dict[str, Any]]:
+    """The Postmark batch body, as ``PostmarkBackend.plan`` writes it."""
+    return [
+        {
+            "From": message.sender,
+            "To": f"{message.to_name} <{message.to}>",
+            "Subject": message.subject,
+            "HtmlBody": message.html,
+            "TextBody": message.text,
+            "Headers": [
+                *({"Name": k, "Value": v} for k, v in message.headers.items()),
+                {"Name": "Message-ID", "Value": message.message_id},
+            ],
+            "MessageStream": "broadcast",
+        }
+        for message in messages
+    ]
+
+
+def _pieces(body: bytes, size: int = 1 << 20) -> Iterator[bytes]:
+    """The body in 1 MiB views: httpcore copies the unsent rest of a ``bytes`` body after every
+    partial ``send`` (quadratic in the body size); separate pieces are written as they are."""
+    view = memoryview(body)
+    for start in range(0, len(body), size):
+        yield cast(bytes, view[start : start + size])  # a view: no copy
+
+
+def run_minimal(
+    recipients: int, port: int, *, pre_encoded: bool, streamed: bool = True
+) -> dict[str, Any]:
+    from digest.render.compose import Recipient, new_message_id
+    from digest.render.edition import EditionRenderer
+
+    settings = _settings("/nonexistent/unused.db", port)
+    renderer = EditionRenderer(
+        settings, _documents(settings), week=_week(), archive_url="https://example.com/a"
+    )
+    variant = renderer.variant_for(())
+    assert variant is not None
+    domain = settings.sender_address.domain
+    headers = {
+        "Accept": "application/json",
+        "Content-Type": "application/json",
+        "X-Postmark-Server-Token": "bench-token",
+    }
+
+    def batch(start: int) -> bytes:
+        messages = [
+            variant.message_for(
+                Recipient(i, f"reader{i}@example.com", f"Reader {i}"),
+                message_id=new_message_id(domain),
+            )
+            for i in range(start, min(recipients, start + BATCH))
+        ]
+        return orjson.dumps(_payload(messages))
+
+    encoded = batch(0) if pre_encoded else b""
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
+        started = time.perf_counter()
+        accepted = 0
+        for start in range(0, recipients, BATCH):
+            body = encoded if pre_encoded else batch(start)
+            response = client.post(
+                "/email/batch",
+                content=_pieces(body) if streamed else body,
+                headers={**headers, "Content-Length": str(len(body))},
+            )
+            accepted += len(orjson.loads(response.content))
+        seconds = time.perf_counter() - started
+    expected = -(-recipients // BATCH) * BATCH if pre_encoded else recipients
+    assert accepted == expected, (accepted, expected)
+    return {"rate": accepted / seconds, "rss_mb": _peak_rss_mb()}
+
+
+def measure(kind: str, recipients: int, port: int) -> dict[str, Any]:
+    output = subprocess.run(
+        [sys.executable, __file__, "--run", kind, str(recipients), str(port)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    result: dict[str, Any] = json.loads(output.stdout.strip().splitlines()[-1])
+    return result
+
+
+def main() -> None:
+    recipients = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
+    small_count = min(SMALL, recipients)
+    server, port = start_server()
+    try:
+        transport = measure("transport", recipients, port)
+        minimal = measure("minimal", recipients, port)
+        minimal_bytes = measure("minimal-bytes", small_count, port)
+        small = measure("digest", small_count, port)
+        full = measure("digest", recipients, port)
+        pieces = measure("digest-pieces", recipients, port)
+    finally:
+        server.terminate()
+        server.wait()
+    print(
+        f"send: {recipients:,} recipients, Postmark backend -> fake provider on 127.0.0.1, "
+        f"send_concurrency={CONCURRENCY}"
+    )
+    print(f"  (b) transport, pre-encoded batches      {transport['rate']:>9,.0f} msg/s")
+    print(f"  (a) minimal sender, no database         {minimal['rate']:>9,.0f} msg/s")
+    print(
+        f"      (a) posting one bytes body          {minimal_bytes['rate']:>9,.0f} msg/s  "
+        f"({small_count:,}; as the backend gives httpx today: peak RSS "
+        f"{minimal_bytes['rss_mb']:.0f} MB)"
+    )
+    print(
+        f"  digest send phase, backend as it is     {full['rate']:>9,.0f} msg/s  "
+        f"ratio {full['rate'] / minimal['rate']:.2f}  (ledger {full['ledger_seconds']:.1f} s "
+        f"before it; {full['rate_end_to_end']:,.0f} msg/s end to end)"
+    )
+    print(
+        f"  digest, backend posting in pieces       {pieces['rate']:>9,.0f} msg/s  "
+        f"ratio {pieces['rate'] / minimal['rate']:.2f}  (target >= 0.80)"
+    )
+    print(
+        f"  peak RSS digest: {small['rss_mb']:.0f} MB at {small_count:,}, "
+        f"{full['rss_mb']:.0f} MB at {recipients:,}, {pieces['rss_mb']:.0f} MB posting in "
+        f"pieces (target < 300 MB, flat); (a): {minimal['rss_mb']:.0f} MB"
+    )
+    print(f"  measured {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC on {os.cpu_count()} CPUs")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--serve":
+        serve(int(sys.argv[2]))
+    elif len(sys.argv) > 1 and sys.argv[1] == "--run":
+        kind, count, server_port = sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+        if kind.startswith("digest"):
+            figures = run_digest(count, server_port, pieces=kind == "digest-pieces")
+        else:
+            figures = run_minimal(
+                count,
+                server_port,
+                pre_encoded=kind == "transport",
+                streamed=kind != "minimal-bytes",
+            )
+        print(json.dumps(figures))
+    else:
+        main()

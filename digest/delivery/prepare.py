@@ -1,0 +1,269 @@
+"""From a week to something to send: open the edition, complete its ledger, and build the
+messages of its rows; also the dry run and the single test copy of ``digest send``.
+
+``prepare_edition`` is what ``digest send`` and the scheduler call: it creates the edition
+(``digest.editions.service``) and then completes its ledger if a previous run died before, so
+it is the one safe way in however often it runs. ``message_factories`` gives the delivery
+engine, per edition, a function from a claimed row to its message: the renderer is rebuilt
+from the edition's frozen snapshots (never from the current content) and every variant the
+ledger names is compiled once, up front, per process.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import partial
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlmodel import col
+from sqlmodel import select as select_rows
+
+from digest.backends.base import EmailBackend, SendResult
+from digest.backends.message import OutgoingMessage
+from digest.config import Settings
+from digest.content.document import ComparisonDoc
+from digest.content.weeks import IsoWeek
+from digest.db import session_scope
+from digest.delivery.claims import DELIVERY, ClaimedRow
+from digest.delivery.ledger import VariantKey, ensure_ledger
+from digest.delivery.sender import MessageFactory
+from digest.editions.models import Edition, EditionStatus
+from digest.editions.service import (
+    EditionOutcome,
+    edition_documents,
+    find_edition,
+    get_edition,
+    new_comparisons,
+    open_edition,
+    too_few_reason,
+)
+from digest.errors import NotFoundError
+from digest.render.archive import archive_url
+from digest.render.compose import Recipient, new_message_id
+from digest.render.edition import CompiledVariant, EditionRenderer
+from digest.render.subject import SubjectFields, render_subject
+from digest.render.variants import key_of, select
+from subscribers.lifecycle import mailable_subscribers_query
+from subscribers.models import Subscriber
+from subscribers.normalize import normalize_email
+from subscribers.tokens import TokenSigner
+
+TEST_SUBJECT_PREFIX = "[TEST] "
+TEST_SUBSCRIBER_ID = 0  # its links sign a subscriber that does not exist: they do nothing
+
+
+def variant_keys(comparisons: Sequence[ComparisonDoc]) -> VariantKey:
+    """Categories -> variant key, without compiling anything (the renderer's own rule)."""
+
+    def key(categories: Sequence[str]) -> str | None:
+        selected = select(comparisons, categories)
+        return key_of(selected) if selected else None
+
+    return key
+
+
+def renderer_for(
+    settings: Settings,
+    week: IsoWeek | str,
+    comparisons: Sequence[ComparisonDoc],
+    *,
+    signer: TokenSigner | None = None,
+) -> EditionRenderer:
+    week = week if isinstance(week, IsoWeek) else IsoWeek.parse(week)
+    return EditionRenderer(
+        settings,
+        comparisons,
+        week=week,
+        archive_url=archive_url(settings, str(week)),
+        signer=signer,
+    )
+
+
+def prepare_edition(engine: Engine, settings: Settings, week: IsoWeek) -> EditionOutcome:
+    """The edition of ``week`` with a complete ledger (created and built if needed)."""
+    outcome = open_edition(engine, settings, week)
+    edition = outcome.edition
+    if edition is not None and edition.status == EditionStatus.SENDING:
+        complete_ledger(engine, settings, edition)
+    return outcome
+
+
+def complete_ledger(engine: Engine, settings: Settings, edition: Edition) -> int:
+    """Build whatever is missing of ``edition``'s ledger; rows in the ledger."""
+    assert edition.id is not None
+    with session_scope(engine) as session:
+        documents = edition_documents(session, edition.id)
+    return ensure_ledger(
+        engine,
+        edition,
+        variant_keys(documents),
+        partial(new_message_id, settings.sender_address.domain),
+    )
+
+
+def complete_ledgers(engine: Engine, settings: Settings) -> int:
+    """Finish the ledger of every sending edition left incomplete (a send that died while
+    building it); how many editions were completed."""
+    with session_scope(engine) as session:
+        unfinished = session.exec(
+            select_rows(Edition).where(
+                Edition.status == str(EditionStatus.SENDING),
+                col(Edition.ledger_complete).is_(False),
+            )
+        ).all()
+    for edition in unfinished:
+        complete_ledger(engine, settings, edition)
+    return len(unfinished)
+
+
+def message_factories(
+    engine: Engine, settings: Settings, *, signer: TokenSigner | None = None
+) -> Callable[[int], MessageFactory]:
+    """For ``DeliveryEngine``: edition id -> the function building a claimed row's message."""
+
+    def for_edition(edition_id: int) -> MessageFactory:
+        with session_scope(engine) as session:
+            edition = get_edition(session, edition_id)
+            documents = edition_documents(session, edition_id)
+            keys = [
+                str(row[0])
+                for row in session.connection().execute(
+                    sa.select(DELIVERY.c.variant)
+                    .where(DELIVERY.c.edition_id == edition_id)
+                    .distinct()
+                )
+            ]
+        renderer = renderer_for(settings, edition.week, documents, signer=signer)
+        variants: dict[str, CompiledVariant] = {key: renderer.variant_by_key(key) for key in keys}
+
+        def build(row: ClaimedRow) -> OutgoingMessage:
+            variant = variants.get(row.variant) or renderer.variant_by_key(row.variant)
+            # The Message-ID doubles as the idempotency key: a provider that deduplicates
+            # turns the resend of an ``unknown`` row into a no-op.
+            return variant.message_for(
+                Recipient(row.subscriber_id, row.email, row.name),
+                message_id=row.message_id,
+                idempotency_key=row.message_id,
+            )
+
+        return build
+
+    return for_edition
+
+
+# -- dry run and test copy -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class VariantPlan:
+    key: str
+    subject: str
+    comparisons: int
+    recipients: int
+
+
+@dataclass(frozen=True, slots=True)
+class SendPlan:
+    """What ``digest send`` would do for a week, computed without writing anything."""
+
+    week: IsoWeek
+    edition: Edition | None
+    subject: str
+    titles: tuple[str, ...]
+    variants: tuple[VariantPlan, ...]
+    reason: str = ""
+
+    @property
+    def recipients(self) -> int:
+        return sum(variant.recipients for variant in self.variants)
+
+
+def plan_send(engine: Engine, settings: Settings, week: IsoWeek) -> SendPlan:
+    """The edition of ``week`` and its recipients per variant: from the ledger when the edition
+    exists, else from the current subscribers and the week's new comparisons."""
+    with session_scope(engine) as session:
+        edition = find_edition(session, settings.newsletter, week)
+        if edition is not None:
+            assert edition.id is not None
+            documents = edition_documents(session, edition.id)
+            rows = session.connection().execute(
+                sa.select(DELIVERY.c.variant, sa.func.count())
+                .where(DELIVERY.c.edition_id == edition.id)
+                .group_by(DELIVERY.c.variant)
+            )
+            counts = Counter({str(key): int(count) for key, count in rows})
+        else:
+            documents = [doc for _id, doc in new_comparisons(session, week, settings)]
+            if len(documents) < settings.min_new_comparisons:
+                reason = too_few_reason(week, len(documents), settings)
+                return SendPlan(week, None, "", tuple(d.title for d in documents), (), reason)
+            key = variant_keys(documents)
+            counts = Counter()
+            by_choice: Counter[tuple[str, ...]] = Counter(
+                tuple(row[0] or ())
+                for row in session.connection().execute(
+                    mailable_subscribers_query().with_only_columns(col(Subscriber.categories))
+                )
+            )
+            for choice, count in by_choice.items():
+                variant = key(choice)
+                if variant is not None:
+                    counts[variant] += count
+    by_key = _selections(documents)
+    variants = tuple(
+        VariantPlan(
+            key=variant,
+            subject=_subject(settings, week, by_key.get(variant, documents)),
+            comparisons=len(by_key.get(variant, documents)),
+            recipients=count,
+        )
+        for variant, count in counts.most_common()
+    )
+    subject = edition.subject if edition else _subject(settings, week, documents)
+    return SendPlan(week, edition, subject, tuple(doc.title for doc in documents), variants)
+
+
+def _selections(documents: Sequence[ComparisonDoc]) -> dict[str, list[ComparisonDoc]]:
+    from itertools import chain
+
+    from digest.render.variants import category_choices
+
+    found: dict[str, list[ComparisonDoc]] = {}
+    for choice in chain([()], category_choices(documents)):
+        selected = select(documents, choice)
+        if selected:
+            found.setdefault(key_of(selected), selected)
+    return found
+
+
+def _subject(settings: Settings, week: IsoWeek, documents: Sequence[ComparisonDoc]) -> str:
+    return render_subject(
+        settings.subject_template, SubjectFields.of(documents, week, settings.site_name)
+    )
+
+
+def send_test_copy(
+    engine: Engine, settings: Settings, backend: EmailBackend, week: IsoWeek, address: str
+) -> SendResult:
+    """Send one copy of the week's edition (every comparison) to ``address``, subject prefixed
+    ``[TEST]``; the ledger is not touched. Uses the edition's snapshots when it exists."""
+    recipient = normalize_email(address)
+    with session_scope(engine) as session:
+        edition = find_edition(session, settings.newsletter, week)
+        if edition is not None and edition.id is not None:
+            documents = edition_documents(session, edition.id)
+        else:
+            documents = [doc for _id, doc in new_comparisons(session, week, settings)]
+    if not documents:
+        raise NotFoundError(f"no comparisons for {week}: nothing to send a test copy of")
+    variant = renderer_for(settings, week, documents).variant_for(())
+    assert variant is not None
+    message = variant.message_for(
+        Recipient(TEST_SUBSCRIBER_ID, recipient.email), message_id=new_message_id(settings)
+    )
+    message = dataclasses.replace(message, subject=TEST_SUBJECT_PREFIX + message.subject)
+    return backend.send_batch([message])[0]

@@ -1,0 +1,172 @@
+"""Opening a week's edition: created at most once, its comparisons frozen as snapshots.
+
+``get_or_create_edition`` is safe to call from any number of processes at the same moment:
+``(newsletter, week)`` is unique, so all but one insert fail and re-read the winner's row. The
+edition and its ``EditionComparison`` rows are written in one transaction; the delivery ledger
+is built afterwards (``digest.delivery.ledger``) and marked complete on the edition when done.
+
+An edition carries the week's *new* comparisons only (those no sending or sent edition carries
+yet); with fewer than ``settings.min_new_comparisons`` there is no edition, and
+``open_edition`` says why.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import partial
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from digest.config import Settings
+from digest.content.document import ComparisonDoc
+from digest.content.store import carried_by_sent_editions, published_in, to_document
+from digest.content.weeks import IsoWeek
+from digest.db import immediate_session, session_scope
+from digest.editions.models import Edition, EditionComparison, EditionStatus
+from digest.errors import NotFoundError
+from digest.render.subject import SubjectFields, render_subject
+
+SubjectFor = Callable[[Sequence[ComparisonDoc]], str]
+
+
+@dataclass(frozen=True, slots=True)
+class EditionOutcome:
+    """What ``open_edition`` did: the edition (None when there is none to send), whether this
+    call created it, and otherwise why there is none."""
+
+    edition: Edition | None
+    created: bool = False
+    reason: str = ""
+
+
+def find_edition(session: Session, newsletter: str, week: IsoWeek | str) -> Edition | None:
+    return session.exec(
+        select(Edition).where(Edition.newsletter == newsletter, Edition.week == str(week))
+    ).first()
+
+
+def get_edition(session: Session, edition_id: int) -> Edition:
+    """The edition with this id, or ``NotFoundError``."""
+    edition = session.get(Edition, edition_id)
+    if edition is None:
+        raise NotFoundError(f"no edition with id {edition_id}")
+    return edition
+
+
+def latest_edition(session: Session, newsletter: str) -> Edition | None:
+    """The edition of the most recent week (the newest row when weeks tie)."""
+    return session.exec(
+        select(Edition)
+        .where(Edition.newsletter == newsletter)
+        .order_by(col(Edition.week).desc(), col(Edition.id).desc())
+    ).first()
+
+
+def edition_documents(session: Session, edition_id: int) -> list[ComparisonDoc]:
+    """The comparisons an edition carries, restored from its snapshots, in edition order."""
+    snapshots = session.exec(
+        select(EditionComparison.snapshot)
+        .where(EditionComparison.edition_id == edition_id)
+        .order_by(col(EditionComparison.position))
+    ).all()
+    return [ComparisonDoc.model_validate(snapshot) for snapshot in snapshots]
+
+
+def new_comparisons(
+    session: Session, week: IsoWeek, settings: Settings
+) -> list[tuple[int, ComparisonDoc]]:
+    """The week's comparisons that no sending or sent edition carries, with their ids."""
+    start, end = week.bounds(settings.zone)
+    rows = published_in(session, start, end)
+    carried = carried_by_sent_editions(session, [row.id for row in rows if row.id is not None])
+    return [
+        (row.id, to_document(row)) for row in rows if row.id is not None and row.id not in carried
+    ]
+
+
+def too_few_reason(week: IsoWeek, found: int, settings: Settings) -> str:
+    return (
+        f"no edition for {week}: {found} new comparison{'s' if found != 1 else ''}, "
+        f"at least {settings.min_new_comparisons} needed (DIGEST_MIN_NEW_COMPARISONS)"
+    )
+
+
+def edition_subject(settings: Settings, week: IsoWeek, comparisons: Sequence[ComparisonDoc]) -> str:
+    """The subject of the whole edition (every comparison): ``settings.subject_template``."""
+    fields = SubjectFields.of(comparisons, week, settings.site_name)
+    return render_subject(settings.subject_template, fields)
+
+
+def get_or_create_edition(engine: Engine, settings: Settings, week: IsoWeek) -> Edition | None:
+    """The edition of ``week``, created if needed; None when the week has too few new
+    comparisons (``open_edition`` gives the reason)."""
+    return open_edition(engine, settings, week).edition
+
+
+def open_edition(
+    engine: Engine, settings: Settings, week: IsoWeek, *, subject_for: SubjectFor | None = None
+) -> EditionOutcome:
+    """The edition of ``week`` (any status), created now if the week has enough new comparisons.
+
+    ``subject_for`` turns the selected comparisons into the stored subject line (default:
+    ``edition_subject``).
+    """
+    with session_scope(engine) as session:
+        existing = find_edition(session, settings.newsletter, week)
+        if existing is not None:
+            return EditionOutcome(existing)
+    try:
+        # BEGIN IMMEDIATE on SQLite: concurrent creators queue here instead of failing to
+        # upgrade a read transaction; PostgreSQL relies on the unique key alone.
+        with immediate_session(engine) as session:
+            existing = find_edition(session, settings.newsletter, week)
+            if existing is not None:
+                return EditionOutcome(existing)
+            selected = new_comparisons(session, week, settings)
+            if len(selected) < settings.min_new_comparisons:
+                # On PostgreSQL another creator may have committed between the two reads,
+                # its edition now carrying the comparisons that are no longer "new".
+                existing = find_edition(session, settings.newsletter, week)
+                if existing is not None:
+                    return EditionOutcome(existing)
+                return EditionOutcome(None, reason=too_few_reason(week, len(selected), settings))
+            edition = Edition(
+                newsletter=settings.newsletter,
+                week=str(week),
+                status=EditionStatus.SENDING,
+                subject=(subject_for or partial(edition_subject, settings, week))(
+                    [doc for _id, doc in selected]
+                )[:500],
+            )
+            session.add(edition)
+            session.flush()
+            assert edition.id is not None
+            session.add_all(
+                EditionComparison(
+                    edition_id=edition.id,
+                    comparison_id=comparison_id,
+                    position=position,
+                    snapshot=doc.model_dump(mode="json"),
+                )
+                for position, (comparison_id, doc) in enumerate(selected)
+            )
+        return EditionOutcome(edition, created=True)
+    except IntegrityError:
+        with session_scope(engine) as session:
+            existing = find_edition(session, settings.newsletter, week)
+        if existing is None:
+            raise
+        return EditionOutcome(existing)
+
+
+def mark_ledger_complete(session: Session, edition_id: int) -> None:
+    session.exec(
+        sa.update(Edition)
+        .where(col(Edition.id) == edition_id)
+        .values(ledger_complete=True)
+        .execution_options(synchronize_session=False)
+    )
