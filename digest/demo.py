@@ -46,10 +46,19 @@ def main(argv: list[str] | None = None) -> int:
     from digest.resources import examples_dir
 
     examples = examples_dir()
+    outbox = directory / "outbox"
+    preview = directory / f"preview-{options.week}.html"
     _run("db", "upgrade")
     _run("comparisons", "import", str(examples / "comparisons"))
+    _run("subscribers", "import", str(examples / "subscribers.csv"), "--confirmed")
     _run("comparisons", "list", "--week", options.week)
-    print(f"\ndemo finished: database {directory / 'digest.db'}")
+    _run("preview", "--week", options.week, "--out", str(preview))
+    _run("send", "--week", options.week)
+    _run("status")
+    messages = sorted(outbox.glob("*.eml"))
+    print(f"\ndemo finished: {len(messages)} message(s) in the outbox {outbox}")
+    print(f"previewed digest: {preview}")
+    print(f"database: {directory / 'digest.db'}")
     return 0
 
 

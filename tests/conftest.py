@@ -1,7 +1,7 @@
 """Shared fixtures: settings on a throw-away database, on SQLite always and PostgreSQL when asked.
 
 Set ``DIGEST_TEST_DATABASE_URL`` (``.ci/run`` does) to run every ``db_url``-based test a second
-time on PostgreSQL. Each PostgreSQL test gets its own schema, so parallel runs never collide.
+time on PostgreSQL. Each test run gets its own schemas, so parallel runs never collide.
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -47,24 +48,75 @@ def _pg_schema_url(base: str, schema: str) -> str:
     return f"{base}{separator}options=-csearch_path%3D{schema}"
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A URL of an empty database: a fresh SQLite file, or a fresh schema on PostgreSQL."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'digest.db'}"
-        return
-    if not PG_URL:
-        pytest.skip("PostgreSQL tests need DIGEST_TEST_DATABASE_URL (see .ci/run)")
+@contextmanager
+def _pg_schema(*, with_tables: bool) -> Iterator[str]:
+    """A new schema on the test PostgreSQL (dropped afterwards); its URL."""
+    assert PG_URL
     schema = f"t_{uuid.uuid4().hex[:12]}"
     admin = create_engine(PG_URL)
     with admin.begin() as connection:
         connection.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    url = _pg_schema_url(PG_URL, schema)
     try:
-        yield _pg_schema_url(PG_URL, schema)
+        if with_tables:
+            engine = create_engine(url)
+            digest.models.metadata.create_all(engine)
+            engine.dispose()
+        yield url
     finally:
         with admin.begin() as connection:
             connection.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def pg_shared_url() -> Iterator[str]:
+    """One schema with every table, shared by this run's PostgreSQL tests and emptied before
+    each one: creating fourteen tables per test would dominate the suite's time."""
+    if not PG_URL:
+        pytest.skip("PostgreSQL tests need DIGEST_TEST_DATABASE_URL (see .ci/run)")
+    with _pg_schema(with_tables=True) as url:
+        yield url
+
+
+def _empty_tables(url: str) -> None:
+    engine = create_engine(url)
+    tables = ", ".join(f'"{table.name}"' for table in digest.models.metadata.sorted_tables)
+    try:
+        with engine.begin() as connection:
+            connection.execute(sa.text("SET LOCAL lock_timeout = '20s'"))
+            connection.execute(sa.text("DROP TABLE IF EXISTS apscheduler_jobs"))
+            connection.execute(sa.text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A URL of a database with every table and no rows: a fresh SQLite file, or the shared
+    PostgreSQL schema emptied for this test."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'digest.db'}"
+        engine = create_engine(url)
+        digest.models.metadata.create_all(engine)
+        engine.dispose()
+        yield url
+        return
+    url = request.getfixturevalue("pg_shared_url")
+    _empty_tables(url)
+    yield url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A URL of a database without any table (for migrations): a new file or a new schema."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'empty.db'}"
+        return
+    if not PG_URL:
+        pytest.skip("PostgreSQL tests need DIGEST_TEST_DATABASE_URL (see .ci/run)")
+    with _pg_schema(with_tables=False) as url:
+        yield url
 
 
 @pytest.fixture
@@ -82,9 +134,8 @@ def settings(db_url: str, tmp_path: Path) -> Settings:
 
 @pytest.fixture
 def engine(settings: Settings) -> Iterator[Engine]:
-    """An engine on the test database with every table created from the models."""
+    """An engine on the test database (every table there, no rows)."""
     engine = create_engine(settings.database_url)
-    digest.models.metadata.create_all(engine)
     yield engine
     engine.dispose()
 

@@ -13,7 +13,16 @@ from typing import Annotated
 import typer
 
 from digest import __version__
-from digest.cli import comparisons, config_cmd, db_cmd, preview, serve, subscribers
+from digest.cli import (
+    comparisons,
+    config_cmd,
+    db_cmd,
+    delivery,
+    preview,
+    scheduler,
+    serve,
+    subscribers,
+)
 from digest.errors import DigestError
 
 app = typer.Typer(
@@ -29,6 +38,9 @@ app.add_typer(config_cmd.app, name="config")
 app.add_typer(subscribers.app, name="subscribers")
 app.command("serve")(serve.serve)
 app.command("preview")(preview.preview)
+# send, status, resend, cancel, worker; scheduler, pause, resume: top-level commands.
+app.registered_commands.extend(delivery.app.registered_commands)
+app.registered_commands.extend(scheduler.app.registered_commands)
 
 
 class _Options:

@@ -20,6 +20,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from digest.delivery.models import Delivery, DeliveryState
+from digest.scheduler.heartbeat import scheduler_status
 from digest.web.services import services
 from digest.webhooks.models import WebhookEvent
 from subscribers.models import Status, Subscriber
@@ -30,14 +31,33 @@ PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
 def healthz(request: Request) -> Response:
-    """200 when the database answers ``SELECT 1``, else 503."""
+    """200 when the database answers ``SELECT 1``, else 503; also reports the scheduler.
+
+    The scheduler's heartbeat and last run are information, not a condition: the web app
+    stays healthy (and keeps serving unsubscribes) while the scheduler is down.
+    """
+    engine = services(request).engine
     try:
-        with services(request).engine.connect() as connection:
+        with engine.connect() as connection:
             connection.execute(sa.text("SELECT 1"))
+        scheduler = scheduler_status(engine)
     except Exception:
         logger.exception("health check: the database does not answer")
         return JSONResponse({"status": "unavailable", "database": "error"}, status_code=503)
-    return JSONResponse({"status": "ok", "database": "ok"})
+    heartbeat = scheduler.get("heartbeat") or {}
+    return JSONResponse(
+        {
+            "status": "ok",
+            "database": "ok",
+            "scheduler": {
+                "alive": scheduler.get("alive", False),
+                "last_heartbeat": heartbeat.get("at"),
+                "last_run": scheduler.get("last_run"),
+                "next_run": scheduler.get("next_run"),
+                "paused": scheduler.get("paused", False),
+            },
+        }
+    )
 
 
 def metrics(request: Request) -> Response:

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import TEST_SECRET
 from typer.testing import CliRunner
 
 from digest.cli import app
@@ -19,14 +20,16 @@ SEED_SLUG = "claude-haiku-open-weights-vs-hugging-face-inference-providers-hub"
 
 
 @pytest.fixture
-def cli_env(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
-    monkeypatch.setenv("DIGEST_DATABASE_URL", settings.database_url)
+def cli_env(empty_db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
+    """The environment of a command line on a database that `digest db upgrade` creates."""
+    monkeypatch.setenv("DIGEST_DATABASE_URL", empty_db_url)
     monkeypatch.setenv("DIGEST_ENVIRONMENT", "test")
-    monkeypatch.setenv("DIGEST_SECRET_KEY", settings.secret_key.get_secret_value())
+    monkeypatch.setenv("DIGEST_SECRET_KEY", TEST_SECRET)
     monkeypatch.setenv("DIGEST_TIMEZONE", "UTC")
     get_settings.cache_clear()
-    assert runner.invoke(app, ["db", "upgrade"]).exit_code == 0
-    yield settings
+    upgraded = runner.invoke(app, ["db", "upgrade"])
+    assert upgraded.exit_code == 0, upgraded.output
+    yield get_settings()
     get_settings.cache_clear()
 
 

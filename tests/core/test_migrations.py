@@ -11,9 +11,9 @@ from digest.db import create_engine, current_revision, head_revision, upgrade
 from digest.models import include_object
 
 
-def test_upgrade_matches_models(db_url: str) -> None:
-    upgrade(db_url)
-    engine = create_engine(db_url)
+def test_upgrade_matches_models(empty_db_url: str) -> None:
+    upgrade(empty_db_url)
+    engine = create_engine(empty_db_url)
     try:
         with engine.connect() as connection:
             context = MigrationContext.configure(
@@ -21,18 +21,18 @@ def test_upgrade_matches_models(db_url: str) -> None:
             )
             differences = compare_metadata(context, digest.models.metadata)
         assert differences == []
-        assert current_revision(engine) == head_revision(db_url)
+        assert current_revision(engine) == head_revision(empty_db_url)
         tables = set(sa.inspect(engine).get_table_names())
         assert {"comparison", "subscriber", "delivery", "edition", "webhook_event"} <= tables
     finally:
         engine.dispose()
 
 
-def test_upgrade_is_idempotent(db_url: str) -> None:
-    upgrade(db_url)
-    upgrade(db_url)
-    engine = create_engine(db_url)
-    assert current_revision(engine) == head_revision(db_url)
+def test_upgrade_is_idempotent(empty_db_url: str) -> None:
+    upgrade(empty_db_url)
+    upgrade(empty_db_url)
+    engine = create_engine(empty_db_url)
+    assert current_revision(engine) == head_revision(empty_db_url)
     engine.dispose()
 
 

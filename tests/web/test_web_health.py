@@ -9,7 +9,8 @@ from starlette.testclient import TestClient
 
 from digest.backends.memory import MemoryBackend
 from digest.config import Settings
-from digest.db import create_engine, session_scope
+from digest.db import create_engine, session_scope, utcnow
+from digest.scheduler.heartbeat import write_heartbeat, write_last_run
 from digest.web.app import create_app
 from digest.webhooks.models import WebhookEvent
 from subscribers.models import Status
@@ -23,7 +24,19 @@ def _unreachable_database(settings: Settings) -> TestClient:
 def test_healthz(client: TestClient) -> None:
     response = client.get("/healthz")
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "database": "ok"}
+    body = response.json()
+    assert (body["status"], body["database"]) == ("ok", "ok")
+    assert body["scheduler"]["alive"] is False and body["scheduler"]["last_heartbeat"] is None
+
+
+def test_healthz_reports_the_scheduler(client: TestClient, engine: Engine) -> None:
+    started = utcnow()
+    write_heartbeat(engine, interval=30, started_at=started, next_run=None, now=started)
+    write_last_run(engine, {"status": "sent", "week": "2026-W47"})
+    scheduler = client.get("/healthz").json()["scheduler"]
+    assert scheduler["alive"] is True
+    assert scheduler["last_heartbeat"] == started.isoformat()
+    assert scheduler["last_run"]["week"] == "2026-W47"
 
 
 def test_healthz_without_database(settings: Settings) -> None:

@@ -1,0 +1,105 @@
+"""The public web archive: ``/editions`` lists what went out, ``/editions/{ref}`` shows one.
+
+``ref`` is an edition id or its ISO week (``2026-W47``): "View in browser" links in messages
+use one or the other. The page is the email as rendered for a reader following every category,
+with no personal parts (see ``digest.render.archive``). Editions are frozen, so each page is
+rendered once per process and kept in a small cache.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections import OrderedDict
+
+from sqlmodel import Session, col, select
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import Route
+
+from digest.delivery.prepare import renderer_for
+from digest.editions.models import Edition, EditionStatus
+from digest.editions.service import edition_documents, find_edition
+from digest.web.services import error_page, render, services
+
+PUBLISHED = (EditionStatus.SENDING, EditionStatus.SENT)
+WEEK_RE = re.compile(r"^\d{4}-W\d{2}$")
+
+
+class ArchiveCache:
+    """Rendered archive pages by edition id, least recently used evicted first."""
+
+    def __init__(self, size: int = 32) -> None:
+        self._size = size
+        self._pages: OrderedDict[int, str] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, edition_id: int) -> str | None:
+        with self._lock:
+            page = self._pages.get(edition_id)
+            if page is not None:
+                self._pages.move_to_end(edition_id)
+            return page
+
+    def put(self, edition_id: int, page: str) -> None:
+        with self._lock:
+            self._pages[edition_id] = page
+            self._pages.move_to_end(edition_id)
+            while len(self._pages) > self._size:
+                self._pages.popitem(last=False)
+
+
+def _cache(request: Request) -> ArchiveCache:
+    cache = getattr(request.app.state, "archive_cache", None)
+    if cache is None:
+        cache = request.app.state.archive_cache = ArchiveCache()
+    assert isinstance(cache, ArchiveCache)
+    return cache
+
+
+def editions_index(request: Request) -> Response:
+    """Every edition that went out, newest first."""
+    shared = services(request)
+    with Session(shared.engine) as session:
+        editions = session.exec(
+            select(Edition)
+            .where(
+                Edition.newsletter == shared.settings.newsletter,
+                col(Edition.status).in_(PUBLISHED),
+            )
+            .order_by(col(Edition.week).desc())
+        ).all()
+    return render(request, "editions.html", {"editions": editions})
+
+
+def edition_page(request: Request) -> Response:
+    """One edition as subscribers received it, without personal parts."""
+    shared = services(request)
+    ref = request.path_params["ref"]
+    with Session(shared.engine) as session:
+        edition: Edition | None = None
+        if ref.isdigit() and len(ref) < 12:
+            edition = session.get(Edition, int(ref))
+        elif WEEK_RE.match(ref):
+            edition = find_edition(session, shared.settings.newsletter, ref)
+        if edition is None or edition.status not in PUBLISHED or edition.id is None:
+            return error_page(request, 404, "Not found", "There is no edition at this address.")
+        cache = _cache(request)
+        page = cache.get(edition.id)
+        if page is None:
+            documents = edition_documents(session, edition.id)
+            page = renderer_for(shared.settings, edition.week, documents).archive_html()
+            cache.put(edition.id, page)
+    return HTMLResponse(page)
+
+
+def generic_preferences(request: Request) -> Response:
+    """Where the archive's personal links lead: how to reach one's own preferences."""
+    return render(request, "preferences_help.html")
+
+
+routes = [
+    Route("/editions", editions_index, methods=["GET"]),
+    Route("/editions/{ref}", edition_page, methods=["GET"]),
+    Route("/preferences", generic_preferences, methods=["GET"]),
+]

@@ -1,0 +1,65 @@
+"""The web archive: sent editions listed and shown without personal parts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from starlette.testclient import TestClient
+
+from digest.config import Settings
+from digest.content.importer import import_paths
+from digest.content.weeks import IsoWeek
+from digest.db import session_scope
+from digest.editions.models import Edition, EditionStatus
+from digest.editions.service import get_or_create_edition
+
+
+def _edition(engine: Engine, settings: Settings, comparisons_dir: Path) -> Edition:
+    import_paths(engine, [str(comparisons_dir)])
+    edition = get_or_create_edition(engine, settings, IsoWeek.parse("2026-W47"))
+    assert edition is not None and edition.id is not None
+    return edition
+
+
+def test_an_edition_is_shown_by_id_and_by_week(
+    client: TestClient, engine: Engine, settings: Settings, comparisons_dir: Path
+) -> None:
+    edition = _edition(engine, settings, comparisons_dir)
+    by_id = client.get(f"/editions/{edition.id}")
+    assert by_id.status_code == 200
+    assert by_id.headers["content-type"].startswith("text/html")
+    assert "Claude Haiku Open Weights" in by_id.text
+    assert "Hugging Face Inference Providers Hub" in by_id.text
+    # No personal link: nothing in the page can unsubscribe or identify a reader.
+    assert "/unsubscribe/" not in by_id.text and "/preferences/" not in by_id.text
+    assert f"{settings.base_url}/preferences" in by_id.text
+    assert client.get("/editions/2026-W47").text == by_id.text
+
+
+def test_index_lists_published_editions_only(
+    client: TestClient, engine: Engine, settings: Settings, comparisons_dir: Path
+) -> None:
+    edition = _edition(engine, settings, comparisons_dir)
+    page = client.get("/editions")
+    assert page.status_code == 200 and "2026-W47" in page.text
+    with session_scope(engine) as session:
+        session.execute(
+            sa.update(Edition)
+            .where(Edition.id == edition.id)
+            .values(status=EditionStatus.CANCELLED)  # type: ignore[arg-type]
+        )
+    assert "2026-W47" not in client.get("/editions").text
+
+
+def test_unknown_or_malformed_refs_are_404(client: TestClient) -> None:
+    for ref in ("999", "2026-W47", "not-a-week", "1" * 40, "..%2Fetc"):
+        response = client.get(f"/editions/{ref}")
+        assert response.status_code == 404, ref
+        assert "<script" not in response.text
+
+
+def test_generic_preferences_page(client: TestClient) -> None:
+    page = client.get("/preferences")
+    assert page.status_code == 200 and "unsubscribe" in page.text.lower()
