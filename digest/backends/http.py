@@ -34,14 +34,14 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import formataddr, parsedate_to_datetime
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 from urllib.parse import urlencode
 
 import httpx
 import orjson
 from email_validator import EmailNotValidError, validate_email
 
-from digest.backends.base import EmailBackend, ResultStatus, SendResult
+from digest.backends.base import EmailBackend, ResultStatus, SendResult, require_setting
 from digest.backends.errors import (
     AmbiguousError,
     BackendError,
@@ -242,6 +242,39 @@ class HttpBackend(EmailBackend):
     def close(self) -> None:
         if self._owns_client:
             self.client.close()
+
+
+class ApiKeyBackend(HttpBackend):
+    """A provider authenticated by one API key (``DIGEST_EMAIL_API_KEY``), sent as a bearer
+    token unless the provider says otherwise (``auth_for``)."""
+
+    def __init__(self, api_key: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._auth = self.auth_for(api_key)
+
+    @staticmethod
+    def auth_for(api_key: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {api_key}"}
+
+    @classmethod
+    def options_from(cls, settings: Settings) -> dict[str, Any]:
+        """Provider-specific constructor arguments taken from ``settings``."""
+        return {}
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, *, transport: httpx.BaseTransport | None = None
+    ) -> Self:
+        return cls(
+            require_setting(settings.email_api_key, "DIGEST_EMAIL_API_KEY", cls.name),
+            base_url=settings.email_api_url,
+            timeout=settings.send_timeout,
+            transport=transport,
+            **cls.options_from(settings),
+        )
+
+    def auth_headers(self) -> dict[str, str]:
+        return self._auth
 
 
 def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:

@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import httpx
 
-from digest.backends.base import ResultStatus, SendResult, require_setting
-from digest.backends.http import ApiCall, HttpBackend, format_address
+from digest.backends.base import ResultStatus, SendResult
+from digest.backends.http import ApiCall, ApiKeyBackend, format_address
 from digest.backends.message import OutgoingMessage
 
 if TYPE_CHECKING:
@@ -31,7 +31,7 @@ INACTIVE_RECIPIENT = 406
 _RECIPIENT_PROBLEM = re.compile(r"(Invalid|Error\s+parsing)\s+'(To|Cc|Bcc)'", re.IGNORECASE)
 
 
-class PostmarkBackend(HttpBackend):
+class PostmarkBackend(ApiKeyBackend):
     """Sends through Postmark's batch API with a server token."""
 
     name: ClassVar[str] = "postmark"
@@ -40,24 +40,16 @@ class PostmarkBackend(HttpBackend):
     max_batch_size: ClassVar[int] = 500
 
     def __init__(self, server_token: str, *, message_stream: str = "broadcast", **kwargs: Any):
-        super().__init__(**kwargs)
+        super().__init__(server_token, **kwargs)
         self.message_stream = message_stream
-        self._auth = {"X-Postmark-Server-Token": server_token}
+
+    @staticmethod
+    def auth_for(api_key: str) -> dict[str, str]:
+        return {"X-Postmark-Server-Token": api_key}
 
     @classmethod
-    def from_settings(
-        cls, settings: Settings, *, transport: httpx.BaseTransport | None = None
-    ) -> PostmarkBackend:
-        return cls(
-            require_setting(settings.email_api_key, "DIGEST_EMAIL_API_KEY", cls.name),
-            message_stream=settings.postmark_message_stream,
-            base_url=settings.email_api_url,
-            timeout=settings.send_timeout,
-            transport=transport,
-        )
-
-    def auth_headers(self) -> dict[str, str]:
-        return self._auth
+    def options_from(cls, settings: Settings) -> dict[str, Any]:
+        return {"message_stream": settings.postmark_message_stream}
 
     def plan(self, messages: Sequence[OutgoingMessage], indexes: list[int]) -> list[ApiCall]:
         stream = self.message_stream

@@ -13,23 +13,20 @@ import hashlib
 import re
 from collections.abc import Mapping, Sequence
 from email.utils import parseaddr
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 import httpx
 import orjson
 
-from digest.backends.base import ResultStatus, SendResult, require_setting
+from digest.backends.base import ResultStatus, SendResult
 from digest.backends.errors import BackendError, RetryableError
-from digest.backends.http import ApiCall, HttpBackend, format_address, tag_value
+from digest.backends.http import ApiCall, ApiKeyBackend, format_address, tag_value
 from digest.backends.message import OutgoingMessage
-
-if TYPE_CHECKING:
-    from digest.config import Settings
 
 _ABOUT_RECIPIENT = re.compile(r"\bto\b", re.IGNORECASE)
 
 
-class ResendBackend(HttpBackend):
+class ResendBackend(ApiKeyBackend):
     """Sends through Resend's batch API with a bearer API key."""
 
     name: ClassVar[str] = "resend"
@@ -37,24 +34,6 @@ class ResendBackend(HttpBackend):
     default_base_url: ClassVar[str] = "https://api.resend.com"
     max_batch_size: ClassVar[int] = 100
     supports_idempotency: ClassVar[bool] = True
-
-    def __init__(self, api_key: str, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self._auth = {"Authorization": f"Bearer {api_key}"}
-
-    @classmethod
-    def from_settings(
-        cls, settings: Settings, *, transport: httpx.BaseTransport | None = None
-    ) -> ResendBackend:
-        return cls(
-            require_setting(settings.email_api_key, "DIGEST_EMAIL_API_KEY", cls.name),
-            base_url=settings.email_api_url,
-            timeout=settings.send_timeout,
-            transport=transport,
-        )
-
-    def auth_headers(self) -> dict[str, str]:
-        return self._auth
 
     def plan(self, messages: Sequence[OutgoingMessage], indexes: list[int]) -> list[ApiCall]:
         emails = []

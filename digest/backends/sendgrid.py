@@ -14,18 +14,15 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from email.utils import parseaddr
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 import httpx
 import orjson
 
-from digest.backends.base import ResultStatus, SendResult, require_setting
-from digest.backends.http import ApiCall, HttpBackend
+from digest.backends.base import ResultStatus, SendResult
+from digest.backends.http import ApiCall, ApiKeyBackend
 from digest.backends.merge import MergeGroup, Placeholders, group_for_merge
 from digest.backends.message import OutgoingMessage
-
-if TYPE_CHECKING:
-    from digest.config import Settings
 
 PLACEHOLDERS = Placeholders(
     tag=lambda key: f"[%dg_{key}%]", pattern=re.compile(r"\[%dg_([A-Za-z0-9_]+)%\]")
@@ -34,7 +31,7 @@ MAX_SUBSTITUTION_BYTES = 10_000  # per personalization
 _BLAMED_ADDRESS = re.compile(r"^personalizations\.(\d+)\.to\b")
 
 
-class SendGridBackend(HttpBackend):
+class SendGridBackend(ApiKeyBackend):
     """Sends through SendGrid's v3 Mail Send API with a bearer API key."""
 
     name: ClassVar[str] = "sendgrid"
@@ -42,24 +39,6 @@ class SendGridBackend(HttpBackend):
     default_base_url: ClassVar[str] = "https://api.sendgrid.com"
     max_batch_size: ClassVar[int] = 1000
     validate_addresses: ClassVar[bool] = True
-
-    def __init__(self, api_key: str, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self._auth = {"Authorization": f"Bearer {api_key}"}
-
-    @classmethod
-    def from_settings(
-        cls, settings: Settings, *, transport: httpx.BaseTransport | None = None
-    ) -> SendGridBackend:
-        return cls(
-            require_setting(settings.email_api_key, "DIGEST_EMAIL_API_KEY", cls.name),
-            base_url=settings.email_api_url,
-            timeout=settings.send_timeout,
-            transport=transport,
-        )
-
-    def auth_headers(self) -> dict[str, str]:
-        return self._auth
 
     def plan(self, messages: Sequence[OutgoingMessage], indexes: list[int]) -> list[ApiCall]:
         groups = group_for_merge(
