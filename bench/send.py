@@ -14,10 +14,9 @@ discards each request body and answers one accepted entry per message, counting 
 - **(b) transport**: post one already-encoded 500-message batch over and over (the limit of
   the fake server and the HTTP client).
 
-(a) and (b) hand httpx the body in 1 MiB pieces: given one ``bytes`` object, httpcore copies
-the unsent rest after every partial ``send``, which is quadratic in the body size (a
-500-message batch is about 56 MB). The Postmark backend does that today, so the digest run
-is measured twice: with the backend as it is, and with a transport that posts in pieces.
+All three hand httpx the body in 1 MiB pieces, as the backend does: given one ``bytes``
+object, httpcore copies the unsent rest after every partial ``send``, which is quadratic in
+the body size (a 500-message batch of this edition is about 56 MB).
 
 ``BENCH_CONCURRENCY`` sets ``send_concurrency`` of the digest run (default 4, the settings'
 default). It prints messages/s for each, the ratio digest/(a) (send phase; the target is at
@@ -176,28 +175,10 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-class _Pieces(httpx.SyncByteStream):
-    def __init__(self, body: bytes) -> None:
-        self.body = body
-
-    def __iter__(self) -> Iterator[bytes]:
-        yield from _pieces(self.body)
-
-
-class PiecesTransport(httpx.HTTPTransport):
-    """Posts a request body in 1 MiB pieces (Content-Length unchanged): what
-    ``digest/backends/http.py`` would do with ``content=`` pieces instead of one ``bytes``."""
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        request.stream = _Pieces(request.read())
-        return super().handle_request(request)
-
-
-def run_digest(recipients: int, port: int, *, pieces: bool = False) -> dict[str, Any]:
+def run_digest(recipients: int, port: int) -> dict[str, Any]:
     import sqlalchemy as sa
 
     import digest.models
-    from digest.backends.base import EmailBackend
     from digest.backends.registry import get_backend
     from digest.content.importer import import_paths
     from digest.db import create_engine, utcnow
@@ -236,13 +217,7 @@ def run_digest(recipients: int, port: int, *, pieces: bool = False) -> dict[str,
         outcome = prepare_edition(engine, settings, _week())
         assert outcome.edition is not None and outcome.edition.id is not None
         ledger_seconds = time.perf_counter() - started
-        backend: EmailBackend
-        if pieces:
-            from digest.backends.postmark import PostmarkBackend
-
-            backend = PostmarkBackend.from_settings(settings, transport=PiecesTransport())
-        else:
-            backend = get_backend(settings)
+        backend = get_backend(settings)
         sender = DeliveryEngine(engine, settings, backend, message_factories(engine, settings))
         started = time.perf_counter()
         report = sender.run([outcome.edition.id])
@@ -286,9 +261,7 @@ def _pieces(body: bytes, size: int = 1 << 20) -> Iterator[bytes]:
         yield cast(bytes, view[start : start + size])  # a view: no copy
 
 
-def run_minimal(
-    recipients: int, port: int, *, pre_encoded: bool, streamed: bool = True
-) -> dict[str, Any]:
+def run_minimal(recipients: int, port: int, *, pre_encoded: bool) -> dict[str, Any]:
     from digest.render.compose import Recipient, new_message_id
     from digest.render.edition import EditionRenderer
 
@@ -323,7 +296,7 @@ def run_minimal(
             body = encoded if pre_encoded else batch(start)
             response = client.post(
                 "/email/batch",
-                content=_pieces(body) if streamed else body,
+                content=_pieces(body),
                 headers={**headers, "Content-Length": str(len(body))},
             )
             accepted += len(orjson.loads(response.content))
@@ -351,10 +324,8 @@ def main() -> None:
     try:
         transport = measure("transport", recipients, port)
         minimal = measure("minimal", recipients, port)
-        minimal_bytes = measure("minimal-bytes", small_count, port)
         small = measure("digest", small_count, port)
         full = measure("digest", recipients, port)
-        pieces = measure("digest-pieces", recipients, port)
     finally:
         server.terminate()
         server.wait()
@@ -365,23 +336,15 @@ def main() -> None:
     print(f"  (b) transport, pre-encoded batches      {transport['rate']:>9,.0f} msg/s")
     print(f"  (a) minimal sender, no database         {minimal['rate']:>9,.0f} msg/s")
     print(
-        f"      (a) posting one bytes body          {minimal_bytes['rate']:>9,.0f} msg/s  "
-        f"({small_count:,}; as the backend gives httpx today: peak RSS "
-        f"{minimal_bytes['rss_mb']:.0f} MB)"
-    )
-    print(
-        f"  digest send phase, backend as it is     {full['rate']:>9,.0f} msg/s  "
-        f"ratio {full['rate'] / minimal['rate']:.2f}  (ledger {full['ledger_seconds']:.1f} s "
-        f"before it; {full['rate_end_to_end']:,.0f} msg/s end to end)"
-    )
-    print(
-        f"  digest, backend posting in pieces       {pieces['rate']:>9,.0f} msg/s  "
-        f"ratio {pieces['rate'] / minimal['rate']:.2f}  (target >= 0.80)"
+        f"  digest send phase                       {full['rate']:>9,.0f} msg/s  "
+        f"ratio {full['rate'] / minimal['rate']:.2f} (target >= 0.80)  (ledger "
+        f"{full['ledger_seconds']:.1f} s before it; "
+        f"{full['rate_end_to_end']:,.0f} msg/s end to end)"
     )
     print(
         f"  peak RSS digest: {small['rss_mb']:.0f} MB at {small_count:,}, "
-        f"{full['rss_mb']:.0f} MB at {recipients:,}, {pieces['rss_mb']:.0f} MB posting in "
-        f"pieces (target < 300 MB, flat); (a): {minimal['rss_mb']:.0f} MB"
+        f"{full['rss_mb']:.0f} MB at {recipients:,} (target < 300 MB, flat); "
+        f"(a): {minimal['rss_mb']:.0f} MB"
     )
     print(f"  measured {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC on {os.cpu_count()} CPUs")
 
@@ -392,14 +355,9 @@ if __name__ == "__main__":
     elif len(sys.argv) > 1 and sys.argv[1] == "--run":
         kind, count, server_port = sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
         if kind.startswith("digest"):
-            figures = run_digest(count, server_port, pieces=kind == "digest-pieces")
+            figures = run_digest(count, server_port)
         else:
-            figures = run_minimal(
-                count,
-                server_port,
-                pre_encoded=kind == "transport",
-                streamed=kind != "minimal-bytes",
-            )
+            figures = run_minimal(count, server_port, pre_encoded=kind == "transport")
         print(json.dumps(figures))
     else:
         main()
