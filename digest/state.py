@@ -33,10 +33,33 @@ def read_state(session: Session, key: str) -> dict[str, Any] | None:
 
 
 def write_state(session: Session, key: str, value: dict[str, Any]) -> None:
-    row = session.get(ServiceState, key)
-    if row is None:
-        session.add(ServiceState(key=key, value=value))
-    else:
-        row.value = value
-        row.updated_at = utcnow()
-        session.add(row)
+    """Set ``key`` to ``value`` with one upsert.
+
+    A single write statement, not a read then a write: on SQLite a transaction that read first
+    cannot upgrade to a write lock while another process writes (it fails at once with
+    "database is locked" instead of waiting), and the scheduler, the workers and APScheduler's
+    job store all write to the same file.
+    """
+    session.flush()
+    table = ServiceState.__table__  # type: ignore[attr-defined]
+    now = utcnow()
+    dialect = session.get_bind().dialect.name
+    upsert: sa.Executable
+    if dialect == "postgresql":
+        from sqlalchemy.dialects import postgresql
+
+        pg = postgresql.insert(table).values(key=key, value=value, updated_at=now)
+        upsert = pg.on_conflict_do_update(index_elements=[table.c.key], set_=_changes(pg))
+    elif dialect == "sqlite":
+        from sqlalchemy.dialects import sqlite
+
+        lite = sqlite.insert(table).values(key=key, value=value, updated_at=now)
+        upsert = lite.on_conflict_do_update(index_elements=[table.c.key], set_=_changes(lite))
+    else:  # pragma: no cover - only the two supported databases
+        raise NotImplementedError(f"unsupported database dialect {dialect!r}")
+    session.execute(upsert)
+    session.expire_all()
+
+
+def _changes(statement: Any) -> dict[str, Any]:
+    return {"value": statement.excluded.value, "updated_at": statement.excluded.updated_at}
