@@ -51,7 +51,7 @@ if not FIXTURES.is_dir():
 WEEK = "2026-W47"
 BATCH = 500
 SMALL = 10_000
-CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "4"))  # the settings' default
+CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "2"))  # the settings' default
 
 
 # -- the fake provider -----------------------------------------------------------------------

@@ -79,7 +79,7 @@ class Settings(BaseSettings):
     smtp_starttls: bool = False
     smtp_ssl: bool = False
     send_rate: float = Field(50.0, gt=0, description="messages per second")
-    send_concurrency: int = Field(4, ge=1, le=64)
+    send_concurrency: int = Field(2, ge=1, le=64)
     send_batch_size: int = Field(500, ge=1, le=1000)
     send_max_attempts: int = Field(5, ge=1, le=20)
     send_timeout: float = Field(30.0, gt=0)

@@ -9,13 +9,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import TEST_SECRET
 from typer.testing import CliRunner
 
 from digest.cli import app
 from digest.config import Settings, get_settings
 
 runner = CliRunner()
+CLI_SECRET = "cli-test-secret-0123456789abcdef"
 SEED_SLUG = "claude-haiku-open-weights-vs-hugging-face-inference-providers-hub"
 
 
@@ -24,7 +24,7 @@ def cli_env(empty_db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Sett
     """The environment of a command line on a database that `digest db upgrade` creates."""
     monkeypatch.setenv("DIGEST_DATABASE_URL", empty_db_url)
     monkeypatch.setenv("DIGEST_ENVIRONMENT", "test")
-    monkeypatch.setenv("DIGEST_SECRET_KEY", TEST_SECRET)
+    monkeypatch.setenv("DIGEST_SECRET_KEY", CLI_SECRET)
     monkeypatch.setenv("DIGEST_TIMEZONE", "UTC")
     get_settings.cache_clear()
     upgraded = runner.invoke(app, ["db", "upgrade"])
