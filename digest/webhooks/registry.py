@@ -10,12 +10,25 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Protocol
 
 from digest.config import Settings
 from digest.webhooks import mailgun, postmark, resend, sendgrid, ses
 from digest.webhooks.events import NormalizedEvent
 
 Headers = Mapping[str, str]
+
+
+class SignedProvider(Protocol):
+    """A provider module whose events need nothing but the settings to verify and parse."""
+
+    NAME: str
+
+    def configured(self, settings: Settings) -> bool: ...
+
+    def verify(self, headers: Headers, body: bytes, settings: Settings) -> None: ...
+
+    def parse(self, body: bytes, headers: Headers | None = None) -> list[NormalizedEvent]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,30 +51,7 @@ def receivers(
     certificates = ses.CertificateStore(sns_fetch) if sns_fetch else ses.CertificateStore()
     confirm = sns_confirm or ses.confirm_subscription
     found = [
-        Receiver(
-            name=postmark.NAME,
-            configured=lambda: postmark.configured(settings),
-            verify=lambda headers, body: postmark.verify(headers, body, settings),
-            handle=postmark.parse,
-        ),
-        Receiver(
-            name=sendgrid.NAME,
-            configured=lambda: sendgrid.configured(settings),
-            verify=lambda headers, body: sendgrid.verify(headers, body, settings),
-            handle=sendgrid.parse,
-        ),
-        Receiver(
-            name=mailgun.NAME,
-            configured=lambda: mailgun.configured(settings),
-            verify=lambda headers, body: mailgun.verify(headers, body, settings),
-            handle=mailgun.parse,
-        ),
-        Receiver(
-            name=resend.NAME,
-            configured=lambda: resend.configured(settings),
-            verify=lambda headers, body: resend.verify(headers, body, settings),
-            handle=resend.parse,
-        ),
+        *(_signed(provider, settings) for provider in (postmark, sendgrid, mailgun, resend)),
         Receiver(
             name=ses.NAME,
             configured=lambda: ses.configured(settings),
@@ -72,3 +62,12 @@ def receivers(
         ),
     ]
     return {receiver.name: receiver for receiver in found}
+
+
+def _signed(provider: SignedProvider, settings: Settings) -> Receiver:
+    return Receiver(
+        name=provider.NAME,
+        configured=lambda: provider.configured(settings),
+        verify=lambda headers, body: provider.verify(headers, body, settings),
+        handle=provider.parse,
+    )
