@@ -23,11 +23,11 @@ from collections.abc import Callable
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from digest.backends.message import OutgoingMessage
 from digest.config import Settings
 from digest.content.document import ComparisonDoc
 from digest.content.validate import validate_comparison
 from digest.content.weeks import IsoWeek
+from digest.message import OutgoingMessage
 from digest.render.compose import Recipient, personalize
 from digest.render.edition import EditionRenderer
 from digest.render.mjml import MjmlCompiler, compile_uncached

@@ -20,8 +20,8 @@ from mjml import mjml_to_html
 from sqlmodel import Session, col, select
 
 import digest
-from digest.backends.message import OutgoingMessage, sanitize_display_name
 from digest.db import utcnow
+from digest.message import OutgoingMessage, sanitize_display_name
 from subscribers import lifecycle
 from subscribers.models import Status, Subscriber, Suppression, SuppressionReason
 from subscribers.normalize import ascii_address

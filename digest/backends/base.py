@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, ClassVar
 
 from pydantic import SecretStr
 
-from digest.backends.message import OutgoingMessage
 from digest.errors import ConfigError
+from digest.message import OutgoingMessage
 
 if TYPE_CHECKING:
     from digest.config import Settings

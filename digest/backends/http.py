@@ -49,7 +49,7 @@ from digest.backends.errors import (
     RateLimitedError,
     RetryableError,
 )
-from digest.backends.message import OutgoingMessage
+from digest.message import OutgoingMessage
 
 if TYPE_CHECKING:
     from digest.config import Settings

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 from digest.backends.base import EmailBackend, ResultStatus, SendResult
 from digest.backends.errors import BackendError
-from digest.backends.message import OutgoingMessage
+from digest.message import OutgoingMessage
 
 if TYPE_CHECKING:
     from digest.config import Settings

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from urllib.parse import quote
 
 from digest.backends.http import html_variant
-from digest.backends.message import OutgoingMessage
+from digest.message import OutgoingMessage
 
 _URL_IN_BRACKETS = re.compile(r"<([^<>\s]+)>")
 MIN_VALUE_LENGTH = 3  # shorter values ("Al") match too much text by accident

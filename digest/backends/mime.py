@@ -20,7 +20,7 @@ from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import parseaddr
 
-from digest.backends.message import OutgoingMessage, sanitize_display_name
+from digest.message import OutgoingMessage, sanitize_display_name
 
 # SMTP's CRLF policy; ``cte_type="7bit"`` keeps bodies and headers 7-bit clean (no raw UTF-8 on
 # the wire), ``refold_source="none"`` emits the headers folded here exactly as given.

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
 from digest.backends.base import EmailBackend, ResultStatus, SendResult
-from digest.backends.message import OutgoingMessage
 from digest.backends.mime import build_mime, to_bytes
+from digest.message import OutgoingMessage
 
 if TYPE_CHECKING:
     from digest.config import Settings

@@ -16,7 +16,7 @@ import httpx
 
 from digest.backends.base import ResultStatus, SendResult
 from digest.backends.http import ApiCall, ApiKeyBackend, format_address
-from digest.backends.message import OutgoingMessage
+from digest.message import OutgoingMessage
 
 if TYPE_CHECKING:
     from digest.config import Settings

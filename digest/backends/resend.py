@@ -21,7 +21,7 @@ import orjson
 from digest.backends.base import ResultStatus, SendResult
 from digest.backends.errors import BackendError, RetryableError
 from digest.backends.http import ApiCall, ApiKeyBackend, format_address, tag_value
-from digest.backends.message import OutgoingMessage
+from digest.message import OutgoingMessage
 
 _ABOUT_RECIPIENT = re.compile(r"\bto\b", re.IGNORECASE)
 

@@ -22,7 +22,7 @@ import orjson
 from digest.backends.base import ResultStatus, SendResult
 from digest.backends.http import ApiCall, ApiKeyBackend
 from digest.backends.merge import MergeGroup, Placeholders, group_for_merge
-from digest.backends.message import OutgoingMessage
+from digest.message import OutgoingMessage
 
 PLACEHOLDERS = Placeholders(
     tag=lambda key: f"[%dg_{key}%]", pattern=re.compile(r"\[%dg_([A-Za-z0-9_]+)%\]")

@@ -24,8 +24,8 @@ from digest.backends import sigv4
 from digest.backends.base import ResultStatus, SendResult, require_setting
 from digest.backends.errors import BackendError, PermanentError, RateLimitedError
 from digest.backends.http import ApiCall, HttpBackend, parse_retry_after, tag_value
-from digest.backends.message import OutgoingMessage
 from digest.backends.mime import build_mime, to_bytes
+from digest.message import OutgoingMessage
 
 if TYPE_CHECKING:
     from digest.config import Settings

@@ -34,8 +34,8 @@ from digest.backends.errors import (
     PermanentError,
     RetryableError,
 )
-from digest.backends.message import OutgoingMessage
 from digest.backends.mime import build_mime, to_bytes
+from digest.message import OutgoingMessage
 
 if TYPE_CHECKING:
     from digest.config import Settings

@@ -10,8 +10,8 @@ from sqlmodel import Session
 from digest.cli import common
 from digest.content.document import ComparisonDoc
 from digest.content.importer import import_paths
-from digest.content.store import comparisons_for_week
 from digest.content.verdicts import comparison_verdict
+from digest.editions.selection import comparisons_for_week
 
 app = typer.Typer(help="Comparison content: import and list.", no_args_is_help=True)
 

@@ -24,8 +24,8 @@ from digest.backends.mime import build_mime, to_bytes
 from digest.cli import common
 from digest.config import Settings
 from digest.content.weeks import IsoWeek
+from digest.editions.preview import Preview, build_preview
 from digest.render import templates
-from digest.render.preview import Preview, build_preview
 
 DEFAULT_PORT = 8025
 RELOAD_SCRIPT = """<script>

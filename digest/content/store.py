@@ -1,12 +1,10 @@
-"""Comparisons in the database: upsert by slug, read back as ``ComparisonDoc``, select by week."""
+"""Comparisons in the database: upsert by slug, read back as ``ComparisonDoc``, list by date."""
 
 from __future__ import annotations
 
 import datetime as dt
 import enum
 import hashlib
-from collections.abc import Sequence
-from zoneinfo import ZoneInfo
 
 import orjson
 import sqlalchemy as sa
@@ -14,9 +12,7 @@ from sqlmodel import Session, col, select
 
 from digest.content.document import Community, ComparisonDoc, ReviewDoc, ToolDoc
 from digest.content.models import Comparison, Review, Tool
-from digest.content.weeks import IsoWeek
 from digest.db import utcnow
-from digest.editions.models import Edition, EditionComparison, EditionStatus
 
 
 class UpsertOutcome(enum.StrEnum):
@@ -148,33 +144,6 @@ def published_in(session: Session, start: dt.datetime, end: dt.datetime) -> list
         .order_by(col(Comparison.published_at), col(Comparison.slug))
     )
     return list(session.exec(statement).all())
-
-
-def carried_by_sent_editions(session: Session, comparison_ids: Sequence[int]) -> set[int]:
-    """Which of these comparisons a sent (or sending) edition already carries."""
-    if not comparison_ids:
-        return set()
-    statement = (
-        select(EditionComparison.comparison_id)
-        .join(Edition, col(Edition.id) == col(EditionComparison.edition_id))
-        .where(
-            col(EditionComparison.comparison_id).in_(comparison_ids),
-            col(Edition.status).in_([EditionStatus.SENDING, EditionStatus.SENT]),
-        )
-    )
-    return set(session.exec(statement).all())
-
-
-def comparisons_for_week(
-    session: Session, week: IsoWeek, zone: ZoneInfo, *, only_new: bool = False
-) -> list[ComparisonDoc]:
-    """The comparisons of ``week`` in ``zone``; with ``only_new``, minus those already carried."""
-    start, end = week.bounds(zone)
-    rows = published_in(session, start, end)
-    if only_new:
-        carried = carried_by_sent_editions(session, [row.id for row in rows if row.id is not None])
-        rows = [row for row in rows if row.id not in carried]
-    return [to_document(row) for row in rows]
 
 
 def count_comparisons(session: Session) -> int:

@@ -23,7 +23,6 @@ from sqlmodel import col
 from sqlmodel import select as select_rows
 
 from digest.backends.base import EmailBackend, SendResult
-from digest.backends.message import OutgoingMessage
 from digest.config import Settings
 from digest.content.document import ComparisonDoc
 from digest.content.weeks import IsoWeek
@@ -32,19 +31,20 @@ from digest.delivery.claims import DELIVERY, ClaimedRow
 from digest.delivery.ledger import VariantKey, ensure_ledger
 from digest.delivery.sender import MessageFactory
 from digest.editions.models import Edition, EditionStatus
+from digest.editions.selection import new_comparisons
 from digest.editions.service import (
     EditionOutcome,
     edition_documents,
     find_edition,
     get_edition,
-    new_comparisons,
     open_edition,
     too_few_reason,
 )
 from digest.errors import NotFoundError
+from digest.message import OutgoingMessage
 from digest.render.archive import archive_url
 from digest.render.compose import Recipient, new_message_id
-from digest.render.edition import CompiledVariant, EditionRenderer
+from digest.render.edition import CompiledVariant, EditionRenderer, subject_for
 from digest.render.subject import SubjectFields, render_subject
 from digest.render.variants import key_of, select
 from subscribers.lifecycle import mailable_subscribers_query
@@ -85,7 +85,7 @@ def renderer_for(
 
 def prepare_edition(engine: Engine, settings: Settings, week: IsoWeek) -> EditionOutcome:
     """The edition of ``week`` with a complete ledger (created and built if needed)."""
-    outcome = open_edition(engine, settings, week)
+    outcome = open_edition(engine, settings, week, subject_for=subject_for(settings, week))
     edition = outcome.edition
     if edition is not None and edition.status == EditionStatus.SENDING:
         complete_ledger(engine, settings, edition)

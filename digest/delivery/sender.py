@@ -57,7 +57,6 @@ from digest.backends.errors import (
     RateLimitedError,
     RetryableError,
 )
-from digest.backends.message import OutgoingMessage
 from digest.config import Settings
 from digest.db import immediate_session, is_sqlite, session_scope, utcnow
 from digest.delivery.bulk import db_timestamp, executemany
@@ -75,6 +74,7 @@ from digest.delivery.flow import RateLimiter, backoff_delay
 from digest.delivery.models import DeliveryState
 from digest.editions.models import EditionStatus
 from digest.errors import DigestError
+from digest.message import OutgoingMessage
 from digest.state import read_state
 
 log = logging.getLogger(__name__)

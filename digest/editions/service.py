@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import partial
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -23,12 +22,11 @@ from sqlmodel import Session, col, select
 
 from digest.config import Settings
 from digest.content.document import ComparisonDoc
-from digest.content.store import carried_by_sent_editions, published_in, to_document
 from digest.content.weeks import IsoWeek
 from digest.db import immediate_session, session_scope
 from digest.editions.models import Edition, EditionComparison, EditionStatus
+from digest.editions.selection import new_comparisons
 from digest.errors import NotFoundError
-from digest.render.subject import SubjectFields, render_subject
 
 SubjectFor = Callable[[Sequence[ComparisonDoc]], str]
 
@@ -76,18 +74,6 @@ def edition_documents(session: Session, edition_id: int) -> list[ComparisonDoc]:
     return [ComparisonDoc.model_validate(snapshot) for snapshot in snapshots]
 
 
-def new_comparisons(
-    session: Session, week: IsoWeek, settings: Settings
-) -> list[tuple[int, ComparisonDoc]]:
-    """The week's comparisons that no sending or sent edition carries, with their ids."""
-    start, end = week.bounds(settings.zone)
-    rows = published_in(session, start, end)
-    carried = carried_by_sent_editions(session, [row.id for row in rows if row.id is not None])
-    return [
-        (row.id, to_document(row)) for row in rows if row.id is not None and row.id not in carried
-    ]
-
-
 def too_few_reason(week: IsoWeek, found: int, settings: Settings) -> str:
     return (
         f"no edition for {week}: {found} new comparison{'s' if found != 1 else ''}, "
@@ -95,25 +81,22 @@ def too_few_reason(week: IsoWeek, found: int, settings: Settings) -> str:
     )
 
 
-def edition_subject(settings: Settings, week: IsoWeek, comparisons: Sequence[ComparisonDoc]) -> str:
-    """The subject of the whole edition (every comparison): ``settings.subject_template``."""
-    fields = SubjectFields.of(comparisons, week, settings.site_name)
-    return render_subject(settings.subject_template, fields)
-
-
-def get_or_create_edition(engine: Engine, settings: Settings, week: IsoWeek) -> Edition | None:
+def get_or_create_edition(
+    engine: Engine, settings: Settings, week: IsoWeek, *, subject_for: SubjectFor
+) -> Edition | None:
     """The edition of ``week``, created if needed; None when the week has too few new
     comparisons (``open_edition`` gives the reason)."""
-    return open_edition(engine, settings, week).edition
+    return open_edition(engine, settings, week, subject_for=subject_for).edition
 
 
 def open_edition(
-    engine: Engine, settings: Settings, week: IsoWeek, *, subject_for: SubjectFor | None = None
+    engine: Engine, settings: Settings, week: IsoWeek, *, subject_for: SubjectFor
 ) -> EditionOutcome:
     """The edition of ``week`` (any status), created now if the week has enough new comparisons.
 
-    ``subject_for`` turns the selected comparisons into the stored subject line (default:
-    ``edition_subject``).
+    ``subject_for`` turns the selected comparisons into the stored subject line; the caller
+    passes it (``digest.render.edition.edition_subject``), so editions need not know how a
+    subject is rendered.
     """
     with session_scope(engine) as session:
         existing = find_edition(session, settings.newsletter, week)
@@ -138,9 +121,7 @@ def open_edition(
                 newsletter=settings.newsletter,
                 week=str(week),
                 status=EditionStatus.SENDING,
-                subject=(subject_for or partial(edition_subject, settings, week))(
-                    [doc for _id, doc in selected]
-                )[:500],
+                subject=subject_for([doc for _id, doc in selected])[:500],
             )
             session.add(edition)
             session.flush()

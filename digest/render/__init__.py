@@ -12,7 +12,8 @@ The pieces, each in its own module:
 - ``edition``: ``EditionRenderer`` / ``CompiledVariant``, the API the delivery engine uses;
 - ``compose``: a compiled variant + a ``Recipient`` = the complete ``OutgoingMessage``;
 - ``archive``: the "view in browser" copy without personal parts;
-- ``lint``: warnings about a finished message; ``preview``: the editor's preview.
+- ``lint``: warnings about a finished message (the editor's preview is
+  ``digest.editions.preview``: it reads the week's edition or selection).
 """
 
 from __future__ import annotations

@@ -26,9 +26,9 @@ from dataclasses import dataclass, field
 from email.header import Header
 from typing import TYPE_CHECKING
 
-from digest.backends.message import OutgoingMessage, sanitize_display_name
 from digest.config import Settings
 from digest.errors import ConfigError
+from digest.message import OutgoingMessage, sanitize_display_name
 from digest.render.subject import clean_header_text
 from subscribers.tokens import Purpose, TokenSigner, preferences_url, unsubscribe_url
 

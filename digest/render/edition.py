@@ -14,17 +14,17 @@ string joins. The renderer is thread-safe: compiles happen under a lock, lookups
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import chain
 
 import jinja2
 
-from digest.backends.message import OutgoingMessage
 from digest.config import Settings
 from digest.content.document import ComparisonDoc
 from digest.content.weeks import IsoWeek
 from digest.errors import InputError, NotFoundError
+from digest.message import OutgoingMessage
 from digest.render import archive, templates
 from digest.render.compose import MessageContext, Recipient, compose, new_message_id
 from digest.render.mjml import MjmlCompiler, check_inert, default_compiler, with_title
@@ -172,6 +172,17 @@ class EditionRenderer:
             self._variants[key] = variant
             self.compiles += 1
             return variant
+
+
+def subject_for(settings: Settings, week: IsoWeek) -> Callable[[Sequence[ComparisonDoc]], str]:
+    """How the subject line of ``week``'s edition is written from the comparisons it carries
+    (``settings.subject_template``); ``digest.editions.service.open_edition`` stores it."""
+
+    def subject(comparisons: Sequence[ComparisonDoc]) -> str:
+        fields = SubjectFields.of(comparisons, week, settings.site_name)
+        return render_subject(settings.subject_template, fields)
+
+    return subject
 
 
 def compile_variant(

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from html.parser import HTMLParser
 from urllib.parse import urlsplit
 
-from digest.backends.message import OutgoingMessage
+from digest.message import OutgoingMessage
 
 GMAIL_CLIP_BYTES = 102 * 1024
 MAX_SUBJECT = 78

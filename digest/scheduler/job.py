@@ -44,6 +44,7 @@ from digest.db import utcnow
 from digest.delivery.flow import backoff_delay
 from digest.editions.models import Edition, EditionStatus
 from digest.editions.service import open_edition
+from digest.render.edition import subject_for
 from digest.scheduler.guards import (
     HOLD_STEP_SECONDS,
     MAX_HOLD,
@@ -371,7 +372,9 @@ class _WeeklyRun:
         """The week's edition if it is to be sent; None (with the report's status set) if not."""
         report = self.report
         with self.step("edition") as detail:
-            outcome = open_edition(self.engine, self.settings, week)
+            outcome = open_edition(
+                self.engine, self.settings, week, subject_for=subject_for(self.settings, week)
+            )
             edition = outcome.edition
             if edition is None:
                 report.status, report.reason = JobStatus.SKIPPED, outcome.reason

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import orjson
 
-from digest.backends.message import OutgoingMessage
+from digest.message import OutgoingMessage
 
 Answer = httpx.Response | Exception | Callable[[httpx.Request], httpx.Response]
 

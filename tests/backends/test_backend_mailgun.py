@@ -19,7 +19,7 @@ from backend_fakes import FakeApi, build_batch, build_message, json_response
 from digest.backends.base import ResultStatus
 from digest.backends.errors import PermanentError, RetryableError
 from digest.backends.mailgun import MailgunBackend
-from digest.backends.message import OutgoingMessage
+from digest.message import OutgoingMessage
 
 QUEUED = json_response(200, {"id": "<20250210.1@mg.example.com>", "message": "Queued. Thank you."})
 _VARIABLE = re.compile(r"%recipient\.([^%\s]+)%")

@@ -7,7 +7,7 @@ import re
 from backend_fakes import build_batch, build_message
 
 from digest.backends.merge import Placeholders, group_for_merge, personal_values, template_of
-from digest.backends.message import OutgoingMessage
+from digest.message import OutgoingMessage
 
 TAGS = Placeholders(tag=lambda key: f"{{{{{key}}}}}", pattern=re.compile(r"\{\{([a-z0-9_]+)\}\}"))
 

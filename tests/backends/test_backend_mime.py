@@ -10,13 +10,13 @@ from email.message import EmailMessage
 import pytest
 from backend_fakes import build_message
 
-from digest.backends.message import (
+from digest.backends.mime import build_mime, fold, to_bytes
+from digest.message import (
     HeaderInjectionError,
     OutgoingMessage,
     ReservedHeaderError,
     sanitize_display_name,
 )
-from digest.backends.mime import build_mime, fold, to_bytes
 
 
 def _parse(raw: bytes) -> EmailMessage:

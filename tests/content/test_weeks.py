@@ -11,8 +11,8 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from digest.content.importer import import_paths
-from digest.content.store import comparisons_for_week
 from digest.content.weeks import IsoWeek
+from digest.editions.selection import comparisons_for_week
 from digest.errors import InputError
 
 UTC = ZoneInfo("UTC")

@@ -262,9 +262,11 @@ def test_progress_lines_when_not_on_a_terminal(cli: Engine, tmp_path: Path) -> N
 
 def test_a_worker_completes_a_ledger_left_unfinished(cli: Engine, send_settings: Settings) -> None:
     from digest.editions.service import open_edition
+    from digest.render.edition import subject_for
 
     add_subscribers(cli, 12)
-    outcome = open_edition(cli, send_settings, W47)  # the edition, but no ledger yet
+    # The edition, but no ledger yet.
+    outcome = open_edition(cli, send_settings, W47, subject_for=subject_for(send_settings, W47))
     assert outcome.edition is not None and not outcome.edition.ledger_complete
     result = runner.invoke(app, ["worker", "--once", "--poll", "0.1"])
     assert result.exit_code == 0, result.output

@@ -22,6 +22,7 @@ from digest.editions.service import (
     get_or_create_edition,
     open_edition,
 )
+from digest.render.edition import subject_for
 from digest.render.variants import key_of
 from subscribers import lifecycle
 from subscribers.models import Cause, SuppressionReason
@@ -31,7 +32,7 @@ from subscribers.suppression import add as suppress
 def test_an_edition_freezes_the_weeks_new_comparisons(
     loaded: Engine, send_settings: Settings
 ) -> None:
-    outcome = open_edition(loaded, send_settings, W47)
+    outcome = open_edition(loaded, send_settings, W47, subject_for=subject_for(send_settings, W47))
     assert outcome.created and outcome.edition is not None
     edition = outcome.edition
     assert edition.id is not None
@@ -46,29 +47,39 @@ def test_an_edition_freezes_the_weeks_new_comparisons(
     assert len(docs) == 6 and sorted(positions) == list(range(6))
     assert [doc.published_at for doc in docs] == sorted(doc.published_at for doc in docs)
 
-    again = open_edition(loaded, send_settings, W47)
+    again = open_edition(loaded, send_settings, W47, subject_for=subject_for(send_settings, W47))
     assert not again.created and again.edition is not None and again.edition.id == edition.id
 
 
 def test_comparisons_carried_by_an_edition_are_not_new_again(
     loaded: Engine, send_settings: Settings
 ) -> None:
-    first = get_or_create_edition(loaded, send_settings, W47)
+    first = get_or_create_edition(
+        loaded, send_settings, W47, subject_for=subject_for(send_settings, W47)
+    )
     assert first is not None
     # The same week in another newsletter finds nothing new: all six are carried.
     other = send_settings.model_copy(update={"newsletter": "other"})
-    outcome = open_edition(loaded, other, W47)
+    outcome = open_edition(loaded, other, W47, subject_for=subject_for(other, W47))
     assert outcome.edition is None
     assert outcome.reason.startswith("no edition for 2026-W47: 0 new comparisons")
 
 
 def test_too_few_new_comparisons_make_no_edition(loaded: Engine, send_settings: Settings) -> None:
     demanding = send_settings.model_copy(update={"min_new_comparisons": 7})
-    outcome = open_edition(loaded, demanding, W47)
+    outcome = open_edition(loaded, demanding, W47, subject_for=subject_for(demanding, W47))
     assert outcome.edition is None and not outcome.created
     assert "6 new comparisons, at least 7 needed" in outcome.reason
-    assert get_or_create_edition(loaded, demanding, W47) is None
-    empty_week = open_edition(loaded, send_settings, IsoWeek(2026, 30))
+    assert (
+        get_or_create_edition(loaded, demanding, W47, subject_for=subject_for(demanding, W47))
+        is None
+    )
+    empty_week = open_edition(
+        loaded,
+        send_settings,
+        IsoWeek(2026, 30),
+        subject_for=subject_for(send_settings, IsoWeek(2026, 30)),
+    )
     assert empty_week.edition is None and "0 new comparisons" in empty_week.reason
     with Session(loaded) as session:
         assert session.exec(select(Edition)).all() == []

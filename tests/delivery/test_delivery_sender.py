@@ -31,7 +31,6 @@ from digest.backends.errors import (
     RetryableError,
 )
 from digest.backends.memory import MemoryBackend
-from digest.backends.message import OutgoingMessage
 from digest.backends.postmark import PostmarkBackend
 from digest.config import Settings
 from digest.db import session_scope
@@ -39,6 +38,7 @@ from digest.delivery.admin import cancel
 from digest.delivery.prepare import prepare_edition
 from digest.delivery.sender import RunOutcome, SendAborted, SendStats
 from digest.editions.models import Edition
+from digest.message import OutgoingMessage
 from digest.state import write_state
 from subscribers.models import AuditEntry, Subscriber, Suppression
 

@@ -24,7 +24,7 @@ from sqlmodel import Session
 from digest.config import Settings
 from digest.content.document import ComparisonDoc
 from digest.content.importer import import_paths
-from digest.content.store import comparisons_for_week
+from digest.editions.selection import comparisons_for_week
 from digest.render.edition import CompiledVariant, EditionRenderer
 from digest.render.lint import GMAIL_CLIP_BYTES, lint_message
 from digest.render.mjml import MjmlCompiler

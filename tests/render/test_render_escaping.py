@@ -14,10 +14,10 @@ import re
 
 from render_support import READER, RendererFactory, comparison_data, parse_html, visible_text
 
-from digest.backends.message import OutgoingMessage
 from digest.backends.mime import build_mime, to_bytes
 from digest.content.document import ComparisonDoc
 from digest.content.validate import validate_comparison
+from digest.message import OutgoingMessage
 from digest.render import slots
 from digest.render.compose import Recipient
 from digest.render.edition import CompiledVariant

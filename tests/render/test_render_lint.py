@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from digest.backends.message import OutgoingMessage
+from digest.message import OutgoingMessage
 from digest.render.lint import GMAIL_CLIP_BYTES, lint_message
 
 

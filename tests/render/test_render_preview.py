@@ -21,9 +21,9 @@ from digest.cli import preview as preview_cli
 from digest.config import Settings, get_settings
 from digest.content.importer import import_paths
 from digest.content.weeks import IsoWeek
+from digest.editions.preview import read_only_session
 from digest.errors import NotFoundError
 from digest.render import templates
-from digest.render.preview import read_only_session
 from subscribers.models import Status, Subscriber
 from subscribers.tokens import Purpose, TokenSigner
 

@@ -14,11 +14,13 @@ from digest.content.weeks import IsoWeek
 from digest.db import session_scope
 from digest.editions.models import Edition, EditionStatus
 from digest.editions.service import get_or_create_edition
+from digest.render.edition import subject_for
 
 
 def _edition(engine: Engine, settings: Settings, comparisons_dir: Path) -> Edition:
     import_paths(engine, [str(comparisons_dir)])
-    edition = get_or_create_edition(engine, settings, IsoWeek.parse("2026-W47"))
+    week = IsoWeek.parse("2026-W47")
+    edition = get_or_create_edition(engine, settings, week, subject_for=subject_for(settings, week))
     assert edition is not None and edition.id is not None
     return edition
 

@@ -4,6 +4,10 @@
 (SQLite ``PRAGMA query_only``, PostgreSQL ``SET TRANSACTION READ ONLY``, rolled back at the
 end), renders with the same ``EditionRenderer`` and ``compose`` as a real send, and lints the
 result. Without a subscriber it uses a sample reader who follows every category.
+
+Once the week's edition exists, a send uses its frozen snapshots, so the preview does too (and
+says so in a note); before that it shows the current selection, the new comparisons that
+opening the edition would freeze (``digest.editions.selection``).
 """
 
 from __future__ import annotations
@@ -16,13 +20,16 @@ import jinja2
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from digest.backends.message import OutgoingMessage
 from digest.config import Settings
-from digest.content.store import comparisons_for_week
+from digest.content.document import ComparisonDoc
+from digest.content.store import published_in
 from digest.content.weeks import IsoWeek
 from digest.db import is_sqlite
 from digest.editions.models import Edition
+from digest.editions.selection import new_comparisons
+from digest.editions.service import edition_documents, find_edition
 from digest.errors import NotFoundError
+from digest.message import OutgoingMessage
 from digest.render.archive import archive_url
 from digest.render.compose import Recipient
 from digest.render.edition import CompiledVariant, EditionRenderer
@@ -41,6 +48,7 @@ class Preview:
     week: IsoWeek
     recipient: Recipient
     categories: tuple[str, ...]
+    edition_id: int | None  # the edition whose snapshots were rendered; None: the selection
     message: OutgoingMessage | None
     variant: CompiledVariant | None
     warnings: tuple[LintWarning, ...]
@@ -75,12 +83,24 @@ def find_subscriber(session: Session, email: str) -> Subscriber:
     return subscriber
 
 
-def edition_archive_url(session: Session, settings: Settings, week: IsoWeek) -> str:
-    """The archive URL of the week's edition (by id once it exists, else by week)."""
-    edition = session.exec(
-        select(Edition).where(Edition.newsletter == settings.newsletter, Edition.week == str(week))
-    ).first()
-    return archive_url(settings, edition.id if edition and edition.id else str(week))
+def week_comparisons(
+    session: Session, settings: Settings, week: IsoWeek
+) -> tuple[Edition | None, list[ComparisonDoc]]:
+    """What a send of ``week`` carries: the edition and its frozen snapshots once it exists,
+    else (None and) the new comparisons that opening it would freeze."""
+    edition = find_edition(session, settings.newsletter, week)
+    if edition is not None and edition.id is not None:
+        return edition, edition_documents(session, edition.id)
+    selected = [doc for _id, doc in new_comparisons(session, week, settings)]
+    if not selected:
+        start, end = week.bounds(settings.zone)
+        published = len(published_in(session, start, end))
+        if not published:
+            raise NotFoundError(f"no comparisons published in {week} ({settings.timezone})")
+        raise NotFoundError(
+            f"no new comparisons in {week}: all {published} are carried by earlier editions"
+        )
+    return None, selected
 
 
 def build_preview(
@@ -96,9 +116,13 @@ def build_preview(
     notes: list[str] = []
     categories: tuple[str, ...] = ()
     with read_only_session(engine) as session:
-        comparisons = comparisons_for_week(session, week, settings.zone, only_new=False)
-        if not comparisons:
-            raise NotFoundError(f"no comparisons published in {week} ({settings.timezone})")
+        edition, comparisons = week_comparisons(session, settings, week)
+        edition_id = edition.id if edition is not None else None
+        if edition is not None:
+            notes.append(
+                f"rendered from edition {edition_id} of {week} ({edition.status}): "
+                f"its {len(comparisons)} frozen comparison snapshot(s), as a send uses them"
+            )
         if email is None:
             recipient = SAMPLE_RECIPIENT
         else:
@@ -110,7 +134,7 @@ def build_preview(
             if subscriber.status != Status.ACTIVE or subscriber.paused:
                 state = "paused" if subscriber.paused else subscriber.status
                 notes.append(f"{subscriber.email} is {state}: a real send would skip them")
-        url = edition_archive_url(session, settings, week)
+    url = archive_url(settings, edition_id if edition_id is not None else str(week))
     renderer = EditionRenderer(
         settings,
         comparisons,
@@ -125,8 +149,15 @@ def build_preview(
             f"none of the {len(comparisons)} comparisons of {week} is in the categories "
             f"{recipient.email} follows ({', '.join(categories)}): they get no email this week"
         )
-        return Preview(week, recipient, categories, None, None, (), tuple(notes))
+        return Preview(week, recipient, categories, edition_id, None, None, (), tuple(notes))
     message = variant.message_for(recipient, message_id=variant.new_message_id())
     return Preview(
-        week, recipient, categories, message, variant, tuple(lint_message(message)), tuple(notes)
+        week,
+        recipient,
+        categories,
+        edition_id,
+        message,
+        variant,
+        tuple(lint_message(message)),
+        tuple(notes),
     )
