@@ -1,14 +1,32 @@
-"""The exceptions digest raises on purpose, as one small tree.
+"""The exceptions digest raises on purpose, as one tree under ``DigestError``.
 
-    DigestError                 anything the user can act on; the CLI prints it as one line
-    ├── ConfigError             settings that cannot work (placeholder secret, bad timezone, ...)
-    ├── InputError              a file, row or field that is not acceptable input
-    │   └── ContentError        a comparison document that fails validation (lists every problem)
-    ├── NotFoundError           a named thing (edition, subscriber, week) does not exist
-    └── ConflictError           the request contradicts the stored state (e.g. cancelled edition)
+Each branch carries the exit code (``sysexits.h``) the CLI ends with, with or without
+``--debug``::
 
-Delivery errors (retryable, rate-limited, permanent, ambiguous) live in
-``digest.backends.errors`` beside the code that raises them.
+    DigestError                     anything the user can act on; the CLI prints it as one line  1
+    ├── ConfigError                 settings that cannot work (placeholder secret, bad zone)    78
+    ├── InputError                  a file, row or field that is not acceptable input           65
+    │   └── ContentError            a comparison document that fails validation (every problem) 65
+    ├── NotFoundError               a named thing (edition, subscriber, week) does not exist    66
+    ├── ConflictError               the request contradicts the stored state (cancelled edition) 1
+    │   └── LeadershipTaken         another scheduler leads (digest.scheduler.leader)           75
+    ├── MjmlError                   a template that MJML cannot compile (digest.render.mjml)    65
+    ├── SendAborted                 a provider refused a whole request for good                 69
+    │                               (digest.delivery.sender)
+    ├── BackendError                a provider call failed (digest.backends.errors)             69
+    │   ├── RetryableError          nothing was delivered; try again later                      75
+    │   │   └── RateLimitedError    the provider asked us to slow down (``retry_after``)        75
+    │   ├── PermanentError          retrying cannot help (credentials, malformed request)       69
+    │   └── AmbiguousError          the request may have been delivered: mark ``unknown``       76
+    └── WebhookError                a webhook request is refused (digest.webhooks.events);      65
+        │                           each also carries the HTTP ``status_code`` of the answer
+        ├── SignatureError          not provably from the provider                     403      77
+        │   └── MissingSignatureError  no credentials or signature at all              401      77
+        ├── PayloadError            authentic, but not a payload we understand         400      65
+        ├── NotConfiguredError      the provider's webhook secret is not set           503      78
+        └── UnavailableError        something needed is unreachable; worth retrying    503      75
+
+The branches outside this module live beside the code that raises them, and subclass these.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""What can go wrong handing messages to a provider, as one small tree.
+"""What can go wrong handing messages to a provider, as one small tree under ``DigestError``
+(``digest.errors`` draws the whole tree with each branch's exit code).
 
     BackendError                    any failure of a backend call
     ├── RetryableError              nothing was delivered; try again later (5xx, connect error,
@@ -23,18 +24,24 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from digest.errors import DigestError
+
 if TYPE_CHECKING:
     from digest.backends.base import SendResult
 
 
-class BackendError(Exception):
+class BackendError(DigestError):
     """A backend call failed as a whole (except for ``partial_results``, usually empty)."""
+
+    exit_code = 69  # EX_UNAVAILABLE
 
     partial_results: tuple[SendResult, ...] = ()
 
 
 class RetryableError(BackendError):
     """Nothing was accepted; the same request may be sent again."""
+
+    exit_code = 75  # EX_TEMPFAIL
 
 
 class RateLimitedError(RetryableError):
@@ -51,3 +58,5 @@ class PermanentError(BackendError):
 
 class AmbiguousError(BackendError):
     """The provider may or may not have accepted the request."""
+
+    exit_code = 76  # EX_PROTOCOL: the answer was lost, nothing is known

@@ -1,13 +1,15 @@
 """The ``digest`` command: a thin layer over the library, one sub-module per group of commands.
 
 Errors the user can act on (``DigestError``) are printed as one line on stderr with a non-zero
-exit code; ``--debug`` shows the traceback instead.
+exit code (``DigestError.exit_code``); ``--debug`` shows the traceback instead, with the same
+exit code.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
+import traceback
 from typing import Annotated
 
 import typer
@@ -76,8 +78,9 @@ def main() -> None:
         result = app(standalone_mode=False)
     except DigestError as exc:
         if _Options.debug:
-            raise
-        typer.echo(f"error: {exc}", err=True)
+            traceback.print_exc()  # the traceback, but still the error's own exit code
+        else:
+            typer.echo(f"error: {exc}", err=True)
         sys.exit(exc.exit_code)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)

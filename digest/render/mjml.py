@@ -33,6 +33,8 @@ _ACTIVE_TAGS = frozenset({"script", "iframe", "object", "embed", "form", "input"
 class MjmlError(DigestError):
     """The MJML source could not be compiled (a broken template)."""
 
+    exit_code = 65  # EX_DATAERR: the template is input, shipped or overridden
+
 
 class MjmlCompiler:
     """Compiles MJML and remembers the results of the last ``CACHE_SIZE`` sources.

@@ -29,6 +29,8 @@ from typing import Any
 
 import orjson
 
+from digest.errors import DigestError
+
 MAX_EVENT_KEY_LENGTH = 200  # the width of ``webhook_event.event_key``
 
 
@@ -84,16 +86,18 @@ class NormalizedEvent:
             raise ValueError(f"event_key must be 1 to {MAX_EVENT_KEY_LENGTH} characters")
 
 
-class WebhookError(Exception):
-    """Base of the reasons to refuse a webhook request."""
+class WebhookError(DigestError):
+    """Base of the reasons to refuse a webhook request (see ``digest.errors`` for the tree)."""
 
     status_code = 400
+    exit_code = 65  # EX_DATAERR
 
 
 class SignatureError(WebhookError):
     """The request is not provably from the provider (wrong secret, tampered, stale)."""
 
     status_code = 403
+    exit_code = 77  # EX_NOPERM
 
 
 class MissingSignatureError(SignatureError):
@@ -106,18 +110,21 @@ class PayloadError(WebhookError):
     """The request is authentic but its body is not a payload we understand."""
 
     status_code = 400
+    exit_code = 65  # EX_DATAERR
 
 
 class NotConfiguredError(WebhookError):
     """The provider's webhook secret is not set, so nothing can be verified."""
 
     status_code = 503
+    exit_code = 78  # EX_CONFIG
 
 
 class UnavailableError(WebhookError):
     """Something needed to verify or act on the request is unreachable; worth retrying."""
 
     status_code = 503
+    exit_code = 75  # EX_TEMPFAIL
 
 
 # -- helpers shared by the provider modules -------------------------------------------------------
