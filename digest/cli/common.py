@@ -1,36 +1,50 @@
-"""Helpers shared by the CLI modules: settings, engine, week arguments, JSON output."""
+"""Helpers shared by the CLI modules: settings, engine, week arguments, JSON output.
+
+The command modules import only this module, typer and the standard library at their top:
+everything heavier (SQLAlchemy, the renderer, the web stack, HTTP clients) is imported inside
+the command that needs it, so that ``digest --help``, ``--version`` and the light commands
+start fast. ``tests/core/test_cli_startup.py`` holds that line.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import orjson
 import typer
-from sqlalchemy.engine import Engine
 
-from digest.config import Settings, get_settings
-from digest.content.weeks import IsoWeek
-from digest.db import engine_from_settings, utcnow
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+    from digest.config import Settings
+    from digest.content.weeks import IsoWeek
 
 
 def settings() -> Settings:
+    from digest.config import get_settings
+
     return get_settings()
 
 
 def engine(current: Settings | None = None) -> Engine:
-    return engine_from_settings(current or get_settings())
+    from digest.db import engine_from_settings
+
+    return engine_from_settings(current or settings())
 
 
 def resolve_week(week: str | None, current: Settings, now: dt.datetime | None = None) -> IsoWeek:
     """``--week`` parsed, or the last complete week in the configured timezone."""
+    from digest.content.weeks import IsoWeek
+
     if week:
         return IsoWeek.parse(week)
-    return IsoWeek.last_complete(now or utcnow(), current.zone)
+    return IsoWeek.last_complete(now or dt.datetime.now(dt.UTC), current.zone)
 
 
 def print_json(value: Any) -> None:
+    import orjson
+
     sys.stdout.write(orjson.dumps(value, option=orjson.OPT_INDENT_2).decode() + "\n")
 
 

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
-from sqlmodel import Session
 
 from digest.cli import common
-from digest.content.document import ComparisonDoc
-from digest.content.importer import import_paths
-from digest.content.verdicts import comparison_verdict
-from digest.editions.selection import comparisons_for_week
+
+if TYPE_CHECKING:
+    from digest.content.document import ComparisonDoc
 
 app = typer.Typer(help="Comparison content: import and list.", no_args_is_help=True)
 
@@ -23,6 +21,8 @@ def import_command(
     ),
 ) -> None:
     """Validate and import comparisons (an upsert by slug; bad files are rejected whole)."""
+    from digest.content.importer import import_paths
+
     engine = common.engine()
     report = import_paths(engine, paths)
     for warning in report.warnings:
@@ -35,6 +35,8 @@ def import_command(
 
 
 def comparison_json(doc: ComparisonDoc) -> dict[str, Any]:
+    from digest.content.verdicts import comparison_verdict
+
     verdict = comparison_verdict(doc)
     return {
         "slug": doc.slug,
@@ -70,6 +72,11 @@ def list_command(
     ),
 ) -> None:
     """Show the comparisons published in a week with their derived verdicts."""
+    from sqlmodel import Session
+
+    from digest.content.verdicts import comparison_verdict
+    from digest.editions.selection import comparisons_for_week
+
     settings = common.settings()
     selected = common.resolve_week(week, settings)
     with Session(common.engine(settings)) as session:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import typer
 
 from digest.cli import common
-from digest.db import current_revision, head_revision, upgrade
 
 app = typer.Typer(help="Database schema migrations.", no_args_is_help=True)
 
@@ -15,6 +14,8 @@ def upgrade_command(
     revision: str = typer.Argument("head", help="Target revision (default: the latest)."),
 ) -> None:
     """Create or migrate the database schema to the latest revision."""
+    from digest.db import current_revision, upgrade
+
     settings = common.settings()
     upgrade(settings.database_url, revision)
     engine = common.engine(settings)
@@ -24,6 +25,8 @@ def upgrade_command(
 @app.command("current")
 def current_command() -> None:
     """Show the database's revision and whether it is up to date."""
+    from digest.db import current_revision, head_revision
+
     settings = common.settings()
     engine = common.engine(settings)
     current, head = current_revision(engine), head_revision(settings.database_url)

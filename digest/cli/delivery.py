@@ -18,29 +18,19 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-from sqlalchemy.engine import Engine
 
-from digest.backends.registry import get_backend
 from digest.cli import common
-from digest.config import Settings
-from digest.db import session_scope
-from digest.delivery.admin import cancel, resend, state_counts, status_report
-from digest.delivery.prepare import (
-    complete_ledgers,
-    message_factories,
-    plan_send,
-    prepare_edition,
-    send_test_copy,
-)
-from digest.delivery.sender import DeliveryEngine, RunOutcome, RunReport, SendStats
-from digest.editions.models import Edition, EditionStatus
-from digest.editions.service import get_edition, latest_edition
 from digest.errors import ConflictError, NotFoundError
-from digest.scheduler.heartbeat import scheduler_status
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+    from digest.config import Settings
+    from digest.delivery.sender import RunReport, SendStats
+    from digest.editions.models import Edition
 
 app = typer.Typer(help="Send editions and follow their delivery.", no_args_is_help=True)
 log = logging.getLogger("digest.delivery")
@@ -74,6 +64,10 @@ def send_command(
     ] = None,
 ) -> None:
     """Create (or resume) the week's edition and send it to every subscriber."""
+    from digest.backends.registry import get_backend
+    from digest.delivery.prepare import prepare_edition, send_test_copy
+    from digest.editions.models import EditionStatus
+
     settings = common.settings()
     engine = common.engine(settings)
     selected = common.resolve_week(week, settings)
@@ -104,6 +98,8 @@ def send_command(
 
 
 def _print_plan(engine: Engine, settings: Settings, week: Any) -> None:
+    from digest.delivery.prepare import plan_send
+
     plan = plan_send(engine, settings, week)
     if plan.edition is None and plan.reason:
         typer.echo(f"dry run: {plan.reason}")
@@ -127,6 +123,12 @@ def _print_plan(engine: Engine, settings: Settings, week: Any) -> None:
 
 def _finish(engine: Engine, edition_id: int, report: RunReport) -> None:
     """Print where the edition stands and exit with the code the module docstring lists."""
+    from digest.db import session_scope
+    from digest.delivery.admin import state_counts
+    from digest.delivery.sender import RunOutcome
+    from digest.editions.models import EditionStatus
+    from digest.editions.service import get_edition
+
     with session_scope(engine) as session:
         edition = get_edition(session, edition_id)
         counts = state_counts(session, edition_id)
@@ -167,6 +169,12 @@ def _deliver(
     once: bool = False,
     poll: float = 5.0,
 ) -> RunReport:
+    from digest.backends.registry import get_backend
+    from digest.db import session_scope
+    from digest.delivery.admin import state_counts
+    from digest.delivery.prepare import complete_ledgers, message_factories
+    from digest.delivery.sender import DeliveryEngine, RunOutcome
+
     stop = threading.Event()
     with _stop_on_signals(stop) as received, get_backend(settings) as backend:
         total = _open_rows(engine, edition_ids) if edition_ids else None
@@ -211,6 +219,9 @@ def _deliver(
 
 
 def _open_rows(engine: Engine, edition_ids: list[int]) -> int:
+    from digest.db import session_scope
+    from digest.delivery.admin import state_counts
+
     with session_scope(engine) as session:
         counts = state_counts(session, edition_ids[0])
     return counts["pending"] + counts["claimed"]
@@ -246,6 +257,14 @@ def _stop_on_signals(stop: threading.Event) -> Iterator[list[int]]:
 def _progress(total: int | None) -> Iterator[Callable[[SendStats], None]]:
     """A progress bar on a terminal; structured log lines (key=value) every few seconds
     otherwise."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
     started = time.monotonic()
     if sys.stderr.isatty() and total:
         with Progress(
@@ -295,6 +314,11 @@ def status_command(
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Where an edition stands: rows per state, the rate over the last minute, the ETA."""
+    from digest.db import session_scope
+    from digest.delivery.admin import status_report
+    from digest.editions.service import get_edition, latest_edition
+    from digest.scheduler.heartbeat import scheduler_status
+
     settings = common.settings()
     engine = common.engine(settings)
     with session_scope(engine) as session:
@@ -350,6 +374,8 @@ def resend_command(
     ] = False,
 ) -> None:
     """Queue the failed rows of an edition again; `digest send` or a worker sends them."""
+    from digest.delivery.admin import resend
+
     if not failed_only:
         raise typer.BadParameter(
             "resend only ever resends rows that were not delivered: pass --failed-only",
@@ -363,6 +389,8 @@ def resend_command(
 @app.command("cancel")
 def cancel_command(edition_id: EditionOption) -> None:
     """Cancel an edition: nothing more is sent; rows already with the provider finish."""
+    from digest.delivery.admin import cancel
+
     engine = common.engine()
     count = cancel(engine, edition_id)
     typer.echo(f"edition {edition_id} cancelled; {count} row(s) will not be sent")
@@ -378,6 +406,8 @@ def worker_command(
     ] = 5.0,
 ) -> None:
     """Send the batches of every sending edition, alongside any other workers."""
+    from digest.delivery.prepare import complete_ledgers
+
     settings = common.settings()
     engine = common.engine(settings)
     complete_ledgers(engine, settings)

@@ -13,19 +13,18 @@ import sys
 import tempfile
 import webbrowser
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
-from starlette.routing import Route
 
-from digest.backends.mime import build_mime, to_bytes
 from digest.cli import common
-from digest.config import Settings
-from digest.content.weeks import IsoWeek
-from digest.editions.preview import Preview, build_preview
-from digest.render import templates
+
+if TYPE_CHECKING:
+    from starlette.applications import Starlette
+
+    from digest.config import Settings
+    from digest.content.weeks import IsoWeek
+    from digest.editions.preview import Preview
 
 DEFAULT_PORT = 8025
 RELOAD_SCRIPT = """<script>
@@ -50,6 +49,8 @@ class Format(enum.StrEnum):
 
 def render_output(result: Preview, output: Format) -> bytes:
     """The bytes ``--format`` asks for (``eml``: the message exactly as it goes on the wire)."""
+    from digest.backends.mime import build_mime, to_bytes
+
     message = result.message
     if message is None:
         return b""
@@ -94,6 +95,8 @@ def preview(
 ) -> None:
     """Render a week's edition as one subscriber would receive it. Sends nothing, writes nothing
     to the database."""
+    from digest.editions.preview import build_preview
+
     settings = common.settings()
     selected = common.resolve_week(week, settings)
     if serve:
@@ -123,6 +126,15 @@ def preview(
 def create_preview_app(settings: Settings, week: IsoWeek, *, email: str | None = None) -> Starlette:
     """A Starlette app: ``/`` (HTML, ``?format=text|eml``, ``?week=``, ``?as=``) and the
     template change endpoint its page polls. Every request renders from fresh templates."""
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+    from starlette.routing import Route
+
+    from digest.content.weeks import IsoWeek
+    from digest.editions.preview import build_preview
+    from digest.render import templates
+
     engine = common.engine(settings)
 
     def page(request: Request) -> Response:

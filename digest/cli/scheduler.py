@@ -7,27 +7,32 @@ import getpass
 import logging
 import socket
 import threading
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from digest.cli import common
-from digest.scheduler.guards import pause, resume
-from digest.scheduler.heartbeat import DEFAULT_INTERVAL
-from digest.scheduler.job import JobReport, JobStatus
-from digest.scheduler.service import SchedulerService, handle_signals, run_once
+
+if TYPE_CHECKING:
+    from digest.scheduler.job import JobReport, JobStatus
 
 app = typer.Typer(help="The weekly scheduler and the pause switch.", no_args_is_help=True)
 
 EXIT_TEMPFAIL = 75  # held or stopped: the edition is intact, run again later
-_EXIT_CODES = {
-    JobStatus.SENT: 0,
-    JobStatus.ALREADY_SENT: 0,
-    JobStatus.SKIPPED: 0,
-    JobStatus.HELD: EXIT_TEMPFAIL,
-    JobStatus.STOPPED: EXIT_TEMPFAIL,
-    JobStatus.FAILED: 1,
-}
+
+
+def _exit_code(status: JobStatus) -> int:
+    from digest.scheduler.job import JobStatus
+
+    codes = {
+        JobStatus.SENT: 0,
+        JobStatus.ALREADY_SENT: 0,
+        JobStatus.SKIPPED: 0,
+        JobStatus.HELD: EXIT_TEMPFAIL,
+        JobStatus.STOPPED: EXIT_TEMPFAIL,
+        JobStatus.FAILED: 1,
+    }
+    return codes[status]
 
 
 def _service_logging() -> None:
@@ -79,14 +84,14 @@ def scheduler_command(
         ),
     ] = 0.0,
     heartbeat_seconds: Annotated[
-        float,
+        float | None,
         typer.Option(
             "--heartbeat-seconds",
             min=1,
             envvar="DIGEST_HEARTBEAT_SECONDS",
-            help="How often the service writes its heartbeat to the database.",
+            help="How often the service writes its heartbeat to the database (default: 30).",
         ),
-    ] = DEFAULT_INTERVAL,
+    ] = None,
     json_output: Annotated[
         bool, typer.Option("--json", help="With --once: print the job report as JSON.")
     ] = False,
@@ -97,6 +102,9 @@ def scheduler_command(
     on SQLite a second one refuses to start. SIGTERM or Ctrl-C stops it cleanly (the batch in
     hand is finished or released). `digest status` shows its heartbeat and next run.
     """
+    from digest.scheduler.heartbeat import DEFAULT_INTERVAL
+    from digest.scheduler.service import SchedulerService, handle_signals, run_once
+
     settings = common.settings()
     engine = common.engine(settings)
     _service_logging()
@@ -108,7 +116,9 @@ def scheduler_command(
             common.print_json(report.as_dict())
         else:
             typer.echo(_summary(report))
-        raise typer.Exit(_EXIT_CODES[report.status])
+        raise typer.Exit(_exit_code(report.status))
+    if heartbeat_seconds is None:
+        heartbeat_seconds = DEFAULT_INTERVAL
     service = SchedulerService(settings, engine, heartbeat_seconds=heartbeat_seconds)
     with handle_signals(service.request_stop):
         code = service.run()
@@ -126,6 +136,8 @@ def pause_command(
 
     The switch is stored in the database, so it reaches every process; `digest resume` lifts it.
     """
+    from digest.scheduler.guards import pause
+
     state = pause(common.engine(), by=by or _operator(), reason=reason)
     typer.echo(
         f"paused by {state['by']} at {state['at']}"
@@ -142,5 +154,7 @@ def resume_command(
     ] = None,
 ) -> None:
     """Lift the pause switch: held sends and workers continue where they stopped."""
+    from digest.scheduler.guards import resume
+
     state = resume(common.engine(), by=by or _operator(), reason=reason)
     typer.echo(f"resumed by {state['by']} at {state['at']}")

@@ -5,10 +5,6 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-import uvicorn
-
-from digest.config import get_settings
-from digest.web.app import create_app
 
 
 def serve(
@@ -20,5 +16,10 @@ def serve(
     Behind a reverse proxy, set FORWARDED_ALLOW_IPS to the proxy's address so that client
     addresses (used by the sign-up rate limit) come from X-Forwarded-For.
     """
+    import uvicorn
+
+    from digest.config import get_settings
+    from digest.web.app import create_app
+
     app = create_app(get_settings())
     uvicorn.run(app, host=host, port=port, proxy_headers=True, server_header=False)

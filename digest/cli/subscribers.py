@@ -10,19 +10,18 @@ import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
-from sqlalchemy.engine import Engine
-from sqlmodel import Session, col, select
 
 from digest.cli import common
-from digest.config import Settings
-from digest.db import immediate_session, session_scope
 from digest.errors import InputError
-from subscribers import audit, csvio, lifecycle, suppression
-from subscribers.confirmation import send_confirmations
-from subscribers.models import AuditEntry, Status, Subscriber, Suppression
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+    from digest.config import Settings
+    from subscribers.models import AuditEntry, Status, Subscriber
 
 app = typer.Typer(
     help="Subscribers: add, import, export, unsubscribe, audit.", no_args_is_help=True
@@ -33,6 +32,8 @@ _SEND_CHUNK = 1000
 
 
 def _status(value: str | None) -> Status | None:
+    from subscribers.models import Status
+
     if value is None:
         return None
     try:
@@ -55,6 +56,12 @@ def _backend(settings: Settings) -> Iterator[Any]:
 
 def _send_confirmations(settings: Settings, engine: Engine, ids: Sequence[int]) -> int:
     """Send the confirmation email to each pending subscriber of ``ids``; returns how many."""
+    from sqlmodel import col, select
+
+    from digest.db import session_scope
+    from subscribers.confirmation import send_confirmations
+    from subscribers.models import Subscriber
+
     accepted = 0
     with _backend(settings) as backend:
         for start in range(0, len(ids), _SEND_CHUNK):
@@ -126,6 +133,9 @@ def add_command(
     source: str = typer.Option("cli", "--source", help="Where the consent came from."),
 ) -> None:
     """Subscribe an address: pending with a confirmation email, or active with --confirmed."""
+    from digest.db import immediate_session
+    from subscribers import lifecycle
+
     settings = common.settings()
     engine = common.engine(settings)
     with immediate_session(engine) as session:
@@ -161,6 +171,10 @@ def list_command(
     json_output: bool = typer.Option(False, "--json", help="Print a JSON array."),
 ) -> None:
     """List subscribers, oldest first."""
+    from sqlmodel import Session, col, select
+
+    from subscribers.models import Subscriber
+
     wanted = _status(status)
     with Session(common.engine()) as session:
         statement = select(Subscriber).order_by(col(Subscriber.id))
@@ -204,6 +218,9 @@ def import_command(
     Every bad row is reported with its line number and the good rows are imported. The exit
     status is 1 when any row was rejected.
     """
+    from digest.db import immediate_session
+    from subscribers import csvio
+
     settings = common.settings()
     engine = common.engine(settings)
     with immediate_session(engine) as session:
@@ -226,6 +243,10 @@ def export_command(
     status: str | None = typer.Option(None, "--status", help="Only this status."),
 ) -> None:
     """Export subscribers as CSV (email,name,timezone,categories,status), formula-safe."""
+    from sqlmodel import Session
+
+    from subscribers import csvio
+
     wanted = _status(status)
     with Session(common.engine()) as session:
         if path == "-":
@@ -238,6 +259,9 @@ def export_command(
 @app.command("unsubscribe")
 def unsubscribe_command(email: str = typer.Argument(..., help="The address.")) -> None:
     """Unsubscribe an address (audited as an administrator's action) and suppress it."""
+    from digest.db import immediate_session
+    from subscribers import lifecycle
+
     with immediate_session(common.engine()) as session:
         subscriber = lifecycle.admin_unsubscribe(session, email, actor=ACTOR)
         shown, status = subscriber.email, str(subscriber.status)
@@ -247,6 +271,9 @@ def unsubscribe_command(email: str = typer.Argument(..., help="The address.")) -
 @app.command("remove")
 def remove_command(email: str = typer.Argument(..., help="The address.")) -> None:
     """Delete a subscriber. Its suppression (if any) and its audit trail are kept."""
+    from digest.db import immediate_session
+    from subscribers import lifecycle, suppression
+
     with immediate_session(common.engine()) as session:
         subscriber = lifecycle.remove(session, email, actor=ACTOR)
         shown = subscriber.email
@@ -261,6 +288,9 @@ def log_command(
     json_output: bool = typer.Option(False, "--json", help="Print a JSON array."),
 ) -> None:
     """Show the audit trail of an address: every change, when, why and by whom."""
+    from sqlmodel import Session
+
+    from subscribers import audit
     from subscribers.normalize import normalize_email
 
     key = normalize_email(email).key
@@ -299,6 +329,11 @@ def suppressions_command(
     json_output: bool = typer.Option(False, "--json", help="Print a JSON array."),
 ) -> None:
     """List suppressed addresses (never mailed, whatever their subscriber row says)."""
+    from sqlmodel import Session
+
+    from subscribers import suppression
+    from subscribers.models import Suppression
+
     with Session(common.engine()) as session:
         entries: list[Suppression] = suppression.list_suppressions(session)
     if json_output:
@@ -327,6 +362,9 @@ def suppressions_command(
 @app.command("unsuppress")
 def unsuppress_command(email: str = typer.Argument(..., help="The address.")) -> None:
     """Lift the suppression of an address (audited). Its subscriber status is not changed."""
+    from digest.db import immediate_session
+    from subscribers import suppression
+
     with immediate_session(common.engine()) as session:
         entry = suppression.remove(session, email, actor=ACTOR)
         reason = entry.reason

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import uvicorn
 from starlette.applications import Starlette
 
 from digest.config import get_settings
@@ -28,9 +29,7 @@ def environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Non
 
 def test_serve_runs_uvicorn_on_the_app(environment: None, monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[tuple[Any, dict[str, Any]]] = []
-    monkeypatch.setattr(
-        serve_module.uvicorn, "run", lambda app, **kwargs: calls.append((app, kwargs))
-    )
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: calls.append((app, kwargs)))
     serve_module.serve(host="0.0.0.0", port=8123)
     [(app, options)] = calls
     assert isinstance(app, Starlette)
