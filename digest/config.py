@@ -104,6 +104,12 @@ class Settings(BaseSettings):
     content_url: str | None = None
     content_dir: Path | None = None
 
+    # Reader votes ("Would you ship it?" links in every card; off removes them site-wide).
+    votes: bool = True
+    vote_link_max_age_days: int = Field(120, ge=1, le=3650)
+    vote_rate_per_minute: int = Field(30, ge=1)
+    votes_api_rate_per_minute: int = Field(120, ge=1)
+
     # Web.
     subscribe_rate_per_minute: int = Field(10, ge=1)
     max_request_bytes: int = Field(64 * 1024, ge=1024)

@@ -14,6 +14,7 @@ from digest.content.models import Comparison, Review, Tool
 from digest.delivery.models import Delivery, DeliveryState
 from digest.editions.models import Edition, EditionComparison, EditionStatus
 from digest.state import ServiceState
+from digest.votes.models import Vote, VoteEvent
 from digest.webhooks.models import WebhookEvent
 from subscribers.models import AuditEntry, Subscriber, Suppression
 
@@ -43,6 +44,8 @@ __all__ = [
     "Subscriber",
     "Suppression",
     "Tool",
+    "Vote",
+    "VoteEvent",
     "WebhookEvent",
     "include_object",
     "metadata",

@@ -68,6 +68,11 @@ class Subscriber(SQLModel, table=True):
         sa_column=sa.Column(sa.String(16), nullable=False, index=True),
     )
     paused: bool = Field(default=False, sa_column=sa.Column(sa.Boolean, nullable=False))
+    # "Would you ship it?" links in the cards; the subscriber may turn them off.
+    vote_links: bool = Field(
+        default=True,
+        sa_column=sa.Column(sa.Boolean, nullable=False, server_default=sa.true()),
+    )
     source: str = Field(default="", sa_column=sa.Column(sa.String(200), nullable=False))
     created_at: dt.datetime = Field(
         default_factory=utcnow, sa_column=sa.Column(UTCDateTime, nullable=False)

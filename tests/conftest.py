@@ -7,15 +7,20 @@ time on PostgreSQL. Each test run gets its own schemas, so parallel runs never c
 from __future__ import annotations
 
 import os
+import socket
+import threading
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+import uvicorn
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
+from starlette.applications import Starlette
 
 import digest.models
 from digest.config import Settings
@@ -144,3 +149,34 @@ def engine(settings: Settings) -> Iterator[Engine]:
 def session(engine: Engine) -> Iterator[Session]:
     with Session(engine, expire_on_commit=False) as session:
         yield session
+
+
+@pytest.fixture
+def live_server() -> Iterator[Callable[[Callable[[str], Starlette]], str]]:
+    """Start uvicorn on 127.0.0.1 with an ephemeral port; returns the server's base URL.
+
+    The app factory receives that URL first, so that links in emails point at the server.
+    """
+    servers: list[tuple[uvicorn.Server, threading.Thread]] = []
+
+    def start(make_app: Callable[[str], Starlette]) -> str:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", 0))
+        base_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        config = uvicorn.Config(make_app(base_url), log_level="warning", lifespan="on")
+        server = uvicorn.Server(config)
+        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+        thread.start()
+        servers.append((server, thread))
+        deadline = time.monotonic() + 10
+        while not server.started:
+            if not thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("uvicorn did not start")
+            time.sleep(0.02)
+        return base_url
+
+    yield start
+    for server, thread in servers:
+        server.should_exit = True
+        thread.join(timeout=10)

@@ -56,6 +56,21 @@ class CommunityVotes:
         votes = "vote" if self.total == 1 else "votes"
         return f"{self.up_percent}% of {self.total} {votes} up"
 
+    @property
+    def verdict(self) -> Label | None:
+        """Ship / Mixed / Skip by the panel's thresholds, or None without votes."""
+        percent = self.up_percent
+        return None if percent is None else label_for(percent)
+
+
+def community_verdict(imported: CommunityVotes | None, ship: int, skip: int) -> CommunityVotes:
+    """A tool's community figure: the votes imported with the comparison plus the newsletter
+    readers' ship and skip votes."""
+    if min(ship, skip) < 0:
+        raise ValueError("vote counts are not negative")
+    base = imported or CommunityVotes(0, 0)
+    return CommunityVotes(base.up + ship, base.down + skip)
+
 
 @dataclass(frozen=True, slots=True)
 class ToolVerdict:

@@ -31,7 +31,7 @@ from digest.backends.base import EmailBackend
 from digest.backends.registry import get_backend
 from digest.config import Settings, get_settings
 from digest.db import engine_from_settings
-from digest.web import routes_archive, routes_health, routes_subscription
+from digest.web import routes_archive, routes_health, routes_subscription, routes_votes
 from digest.web.csrf import CsrfGuard
 from digest.web.ratelimit import SlidingWindowLimiter
 from digest.web.security import SecurityHeadersMiddleware, security_headers
@@ -122,6 +122,7 @@ def create_app(
         *routes_subscription.routes,
         *routes_health.routes,
         *routes_archive.routes,
+        *routes_votes.routes,
         *_with_body_limit(webhook_routes(settings, engine), settings.webhook_max_bytes),
         Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
     ]

@@ -1,15 +1,11 @@
 """Fixtures of the web tests: the app on the test database with a memory backend, a client,
-token helpers, subscribers in a given state, and a real uvicorn server on an ephemeral port."""
+token helpers and subscribers in a given state (the live server is in tests/conftest.py)."""
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Callable, Iterator
 
 import pytest
-import uvicorn
 from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 from starlette.applications import Starlette
@@ -93,34 +89,3 @@ def audit_of(engine: Engine) -> Callable[[int], list[AuditEntry]]:
             return list(session.exec(statement))
 
     return entries
-
-
-@pytest.fixture
-def live_server() -> Iterator[Callable[[Callable[[str], Starlette]], str]]:
-    """Start uvicorn on 127.0.0.1 with an ephemeral port; returns the server's base URL.
-
-    The app factory receives that URL first, so that links in emails point at the server.
-    """
-    servers: list[tuple[uvicorn.Server, threading.Thread]] = []
-
-    def start(make_app: Callable[[str], Starlette]) -> str:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", 0))
-        base_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-        config = uvicorn.Config(make_app(base_url), log_level="warning", lifespan="on")
-        server = uvicorn.Server(config)
-        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-        thread.start()
-        servers.append((server, thread))
-        deadline = time.monotonic() + 10
-        while not server.started:
-            if not thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("uvicorn did not start")
-            time.sleep(0.02)
-        return base_url
-
-    yield start
-    for server, thread in servers:
-        server.should_exit = True
-        thread.join(timeout=10)

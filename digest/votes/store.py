@@ -1,0 +1,402 @@
+"""Recording and counting reader votes: the only module that writes the vote tables.
+
+``check`` decides whether a vote link may be used (the subscriber exists, the edition carried
+the comparison, the comparison has the tool); ``record`` stores a press as the subscriber's
+current vote (an upsert on the unique key, so the last press counts and concurrent presses
+leave one row) plus an event. ``tallies`` and ``community`` count them; ``with_newsletter_votes``
+folds the newsletter's votes into the documents a renderer reads, so every card, archive page
+and vote page shows the same community figure (``content.verdicts.community_verdict``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import ipaddress
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, cast
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+
+from digest.content.document import Community, ComparisonDoc
+from digest.content.models import Comparison, Tool
+from digest.content.verdicts import CommunityVotes, community_verdict
+from digest.editions.models import EditionComparison
+from digest.votes.models import Vote, VoteEvent
+from subscribers.models import Subscriber
+from subscribers.tokens import VoteRef
+
+VOTE = cast(sa.Table, sa.inspect(Vote).local_table)
+EVENT = cast(sa.Table, sa.inspect(VoteEvent).local_table)
+COMPARISON = cast(sa.Table, sa.inspect(Comparison).local_table)
+TOOL = cast(sa.Table, sa.inspect(Tool).local_table)
+EDITION_COMPARISON = cast(sa.Table, sa.inspect(EditionComparison).local_table)
+SUBSCRIBER = cast(sa.Table, sa.inspect(Subscriber).local_table)
+
+USER_AGENT_CHARS = 200
+
+
+@dataclass(frozen=True, slots=True)
+class Ballot:
+    """A vote link that may be used: what it stands for, with the names to show."""
+
+    ref: VoteRef
+    comparison_id: int
+    comparison_title: str
+    tool_name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Tally:
+    """The newsletter's votes on one tool of one comparison."""
+
+    ship: int = 0
+    skip: int = 0
+    updated_at: dt.datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCommunity:
+    """One tool's community figure and where its votes came from."""
+
+    slug: str
+    name: str
+    imported: CommunityVotes
+    newsletter: Tally
+    combined: CommunityVotes
+
+
+def network_prefix(address: str | None) -> str:
+    """The client's network, never its address: an IPv4 /24 or an IPv6 /48 ("" if unknown)."""
+    if not address:
+        return ""
+    try:
+        ip = ipaddress.ip_address(address.strip())
+    except ValueError:
+        return ""
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    prefix = 24 if ip.version == 4 else 48
+    return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False))
+
+
+def check(connection: Connection, ref: VoteRef) -> Ballot | None:
+    """The ballot of ``ref``, or None when the link cannot be used: its subscriber is gone, or
+    its edition did not carry that comparison with that tool."""
+    if (
+        connection.execute(
+            sa.select(SUBSCRIBER.c.id).where(SUBSCRIBER.c.id == ref.subscriber_id)
+        ).first()
+        is None
+    ):
+        return None
+    row = connection.execute(
+        sa.select(COMPARISON.c.id, COMPARISON.c.title, EDITION_COMPARISON.c.snapshot)
+        .join(EDITION_COMPARISON, EDITION_COMPARISON.c.comparison_id == COMPARISON.c.id)
+        .where(
+            COMPARISON.c.slug == ref.comparison_slug,
+            EDITION_COMPARISON.c.edition_id == ref.edition_id,
+        )
+    ).first()
+    if row is None:
+        return None
+    snapshot: dict[str, Any] = row.snapshot
+    names = {tool["slug"]: tool["name"] for tool in snapshot.get("tools", ())}
+    if ref.tool_slug not in names:
+        return None
+    return Ballot(ref, int(row.id), str(row.title), str(names[ref.tool_slug]))
+
+
+def record(
+    connection: Connection,
+    ballot: Ballot,
+    *,
+    network: str,
+    user_agent: str,
+    now: dt.datetime,
+) -> None:
+    """Store ``ballot`` as its subscriber's vote on that tool (replacing an earlier one) and the
+    press as an event. Run it in a write transaction (``BEGIN IMMEDIATE`` on SQLite)."""
+    ref = ballot.ref
+    values = {
+        "subscriber_id": ref.subscriber_id,
+        "comparison_id": ballot.comparison_id,
+        "tool_slug": ref.tool_slug,
+        "edition_id": ref.edition_id,
+        "choice": ref.choice,
+        "created_at": now,
+        "updated_at": now,
+    }
+    dialect = sqlite if connection.dialect.name == "sqlite" else postgresql
+    insert = dialect.insert(VOTE).values(**values)
+    connection.execute(
+        insert.on_conflict_do_update(
+            index_elements=["subscriber_id", "comparison_id", "tool_slug"],
+            set_={
+                "choice": insert.excluded.choice,
+                "edition_id": insert.excluded.edition_id,
+                "updated_at": insert.excluded.updated_at,
+            },
+        )
+    )
+    connection.execute(
+        EVENT.insert().values(
+            subscriber_id=ref.subscriber_id,
+            comparison_id=ballot.comparison_id,
+            tool_slug=ref.tool_slug,
+            edition_id=ref.edition_id,
+            choice=ref.choice,
+            at=now,
+            network=network[:64],
+            user_agent=user_agent[:USER_AGENT_CHARS],
+        )
+    )
+
+
+def current_choice(connection: Connection, ballot: Ballot) -> str | None:
+    """The subscriber's vote that counts now on the ballot's tool, if any."""
+    return connection.execute(
+        sa.select(VOTE.c.choice).where(
+            VOTE.c.subscriber_id == ballot.ref.subscriber_id,
+            VOTE.c.comparison_id == ballot.comparison_id,
+            VOTE.c.tool_slug == ballot.ref.tool_slug,
+        )
+    ).scalar()
+
+
+def tallies(
+    connection: Connection,
+    comparison_ids: Iterable[int] | None = None,
+    *,
+    since: dt.datetime | None = None,
+) -> dict[tuple[int, str], Tally]:
+    """The newsletter's votes per (comparison id, tool slug), optionally cast since ``since``."""
+    query = sa.select(
+        VOTE.c.comparison_id,
+        VOTE.c.tool_slug,
+        sa.func.sum(sa.case((VOTE.c.choice == "ship", 1), else_=0)).label("ship"),
+        sa.func.sum(sa.case((VOTE.c.choice == "skip", 1), else_=0)).label("skip"),
+        sa.func.max(VOTE.c.updated_at).label("updated_at"),
+    ).group_by(VOTE.c.comparison_id, VOTE.c.tool_slug)
+    if comparison_ids is not None:
+        query = query.where(VOTE.c.comparison_id.in_(list(comparison_ids)))
+    if since is not None:
+        query = query.where(VOTE.c.updated_at >= since)
+    result: dict[tuple[int, str], Tally] = {}
+    for row in connection.execute(query):
+        updated = row.updated_at
+        if isinstance(updated, str):  # SQLite returns an aggregate without the column's type
+            updated = dt.datetime.fromisoformat(updated)
+        if updated is not None and updated.tzinfo is None:
+            updated = updated.replace(tzinfo=dt.UTC)
+        result[(int(row.comparison_id), str(row.tool_slug))] = Tally(
+            int(row.ship or 0), int(row.skip or 0), updated
+        )
+    return result
+
+
+def community(connection: Connection, comparison_id: int) -> list[ToolCommunity]:
+    """Every tool of a comparison (current content) with its community figure."""
+    counted = tallies(connection, [comparison_id])
+    tools = connection.execute(
+        sa.select(TOOL.c.slug, TOOL.c.name, TOOL.c.community_up, TOOL.c.community_down)
+        .where(TOOL.c.comparison_id == comparison_id)
+        .order_by(TOOL.c.position)
+    )
+    figures = []
+    for tool in tools:
+        imported = CommunityVotes(int(tool.community_up or 0), int(tool.community_down or 0))
+        newsletter = counted.get((comparison_id, str(tool.slug)), Tally())
+        figures.append(
+            ToolCommunity(
+                slug=str(tool.slug),
+                name=str(tool.name),
+                imported=imported,
+                newsletter=newsletter,
+                combined=community_verdict(imported, newsletter.ship, newsletter.skip),
+            )
+        )
+    return figures
+
+
+def comparison_id_of(connection: Connection, slug: str) -> int | None:
+    value = connection.execute(sa.select(COMPARISON.c.id).where(COMPARISON.c.slug == slug)).scalar()
+    return None if value is None else int(value)
+
+
+def with_newsletter_votes(
+    connection: Connection, docs: Sequence[ComparisonDoc]
+) -> list[ComparisonDoc]:
+    """``docs`` with each tool's community votes raised by the newsletter's votes on it."""
+    if not docs:
+        return []
+    ids = dict(
+        connection.execute(
+            sa.select(COMPARISON.c.slug, COMPARISON.c.id).where(
+                COMPARISON.c.slug.in_([doc.slug for doc in docs])
+            )
+        ).all()
+    )
+    counted = tallies(connection, ids.values())
+    result = []
+    for doc in docs:
+        comparison_id = ids.get(doc.slug)
+        tools = []
+        for tool in doc.tools:
+            tally = counted.get((comparison_id, tool.slug)) if comparison_id is not None else None
+            if tally is None:
+                tools.append(tool)
+                continue
+            imported = (
+                CommunityVotes(tool.community.up, tool.community.down) if tool.community else None
+            )
+            combined = community_verdict(imported, tally.ship, tally.skip)
+            tools.append(
+                tool.model_copy(update={"community": Community(up=combined.up, down=combined.down)})
+            )
+        result.append(doc.model_copy(update={"tools": tuple(tools)}))
+    return result
+
+
+def subscriber_hash(key: bytes, subscriber_id: int) -> str:
+    """A stable pseudonym for a subscriber in exports: never the address, not reversible
+    without the secret."""
+    return hmac.new(key, f"vote-export:{subscriber_id}".encode(), hashlib.sha256).hexdigest()[:16]
+
+
+def per_vote_rows(
+    connection: Connection, key: bytes, *, since: dt.datetime | None = None
+) -> list[dict[str, Any]]:
+    """One anonymised row per current vote: who (a stable hash), what, when, and how many
+    presses from how many networks led to it (several networks hint at a forwarded email)."""
+    events = (
+        sa.select(
+            EVENT.c.subscriber_id,
+            EVENT.c.comparison_id,
+            EVENT.c.tool_slug,
+            sa.func.count().label("presses"),
+            sa.func.count(sa.distinct(EVENT.c.network)).label("networks"),
+        )
+        .group_by(EVENT.c.subscriber_id, EVENT.c.comparison_id, EVENT.c.tool_slug)
+        .subquery()
+    )
+    query = (
+        sa.select(
+            VOTE.c.subscriber_id,
+            COMPARISON.c.slug.label("comparison"),
+            VOTE.c.tool_slug,
+            VOTE.c.choice,
+            VOTE.c.edition_id,
+            VOTE.c.updated_at,
+            events.c.presses,
+            events.c.networks,
+        )
+        .join(COMPARISON, COMPARISON.c.id == VOTE.c.comparison_id)
+        .outerjoin(
+            events,
+            sa.and_(
+                events.c.subscriber_id == VOTE.c.subscriber_id,
+                events.c.comparison_id == VOTE.c.comparison_id,
+                events.c.tool_slug == VOTE.c.tool_slug,
+            ),
+        )
+        .order_by(VOTE.c.updated_at, VOTE.c.id)
+    )
+    if since is not None:
+        query = query.where(VOTE.c.updated_at >= since)
+    return [
+        {
+            "subscriber": subscriber_hash(key, int(row.subscriber_id)),
+            "comparison": row.comparison,
+            "tool": row.tool_slug,
+            "choice": row.choice,
+            "edition": row.edition_id,
+            "at": row.updated_at.isoformat(),
+            "presses": int(row.presses or 0),
+            "networks": int(row.networks or 0),
+        }
+        for row in connection.execute(query)
+    ]
+
+
+def aggregate_rows(
+    connection: Connection, *, since: dt.datetime | None = None
+) -> list[dict[str, Any]]:
+    """One object per voted tool: the newsletter's ``ship`` and ``skip`` counts and the
+    community figure they make with the imported votes."""
+    counted = tallies(connection, since=since)
+    if not counted:
+        return []
+    ids = {comparison_id for comparison_id, _ in counted}
+    tools = {
+        (int(row.comparison_id), str(row.slug)): row
+        for row in connection.execute(
+            sa.select(
+                TOOL.c.comparison_id,
+                TOOL.c.slug,
+                TOOL.c.name,
+                TOOL.c.community_up,
+                TOOL.c.community_down,
+                COMPARISON.c.slug.label("comparison"),
+            )
+            .join(COMPARISON, COMPARISON.c.id == TOOL.c.comparison_id)
+            .where(TOOL.c.comparison_id.in_(ids))
+        )
+    }
+    slugs = dict(
+        connection.execute(
+            sa.select(COMPARISON.c.id, COMPARISON.c.slug).where(COMPARISON.c.id.in_(ids))
+        ).all()
+    )
+    rows = []
+    for (comparison_id, tool_slug), tally in sorted(
+        counted.items(), key=lambda item: (slugs.get(item[0][0], ""), item[0][1])
+    ):
+        tool = tools.get((comparison_id, tool_slug))
+        imported = (
+            CommunityVotes(int(tool.community_up or 0), int(tool.community_down or 0))
+            if tool is not None
+            else CommunityVotes(0, 0)
+        )
+        combined = community_verdict(imported, tally.ship, tally.skip)
+        rows.append(
+            {
+                "comparison": slugs.get(comparison_id, ""),
+                "tool": tool_slug,
+                "name": tool.name if tool is not None else tool_slug,
+                "ship": tally.ship,
+                "skip": tally.skip,
+                "community_ship": combined.up,
+                "community_skip": combined.down,
+                "community_share": combined.up_percent,
+                "community_label": str(combined.verdict) if combined.verdict else None,
+                "updated_at": tally.updated_at.isoformat() if tally.updated_at else None,
+            }
+        )
+    return rows
+
+
+def votes_of_subscriber(connection: Connection, subscriber_id: int) -> list[dict[str, Any]]:
+    """A subscriber's own votes, for their data export."""
+    query = (
+        sa.select(
+            COMPARISON.c.slug, VOTE.c.tool_slug, VOTE.c.choice, VOTE.c.created_at, VOTE.c.updated_at
+        )
+        .join(COMPARISON, COMPARISON.c.id == VOTE.c.comparison_id)
+        .where(VOTE.c.subscriber_id == subscriber_id)
+        .order_by(VOTE.c.id)
+    )
+    return [
+        {
+            "comparison": row.slug,
+            "tool": row.tool_slug,
+            "choice": row.choice,
+            "first_voted_at": row.created_at.isoformat(),
+            "voted_at": row.updated_at.isoformat(),
+        }
+        for row in connection.execute(query)
+    ]
