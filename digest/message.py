@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import re
 import unicodedata
 from collections.abc import Mapping
@@ -68,6 +69,56 @@ def sanitize_display_name(name: str) -> str:
         for char in name
     )
     return " ".join(cleaned.split())
+
+
+# Names that may stand unquoted: ASCII letters and digits in words. Everything else (specials
+# such as , < > " \ ; : @, and atext such as = ? that make encoded-word look-alikes) is quoted
+# or encoded.
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9]+( [A-Za-z0-9]+)*\Z")
+# A quoted name keeps the header line within 78 octets up to this length; longer names are
+# encoded instead, as words of at most 75 characters on lines of their own.
+_MAX_QUOTED = 40
+_ENCODED_WORD_BYTES = 45  # 60 base64 characters: a 72-character encoded word
+
+
+def format_address(address: str, name: str = "") -> str:
+    """``name <address>`` in a form every RFC 5322 parser reads as exactly one mailbox.
+
+    The one way digest writes From, To and Reply-To, in MIME headers and in providers' JSON
+    alike. The name is sanitized; plain words stay as they are, short ASCII names become a
+    quoted-string (``"`` and ``\\`` escaped), and anything else (non-ASCII, long enough to
+    fold, or containing ``=?`` so that a decoder could take it for an encoded word) becomes
+    RFC 2047 base64 encoded words, separated by spaces, which decode to the name and nothing
+    else. The result is one line; ``fold_address`` breaks it between the words.
+    """
+    name = sanitize_display_name(name)
+    if not name:
+        return address
+    if _PLAIN_NAME.match(name):
+        return f"{name} <{address}>"
+    if name.isascii() and len(name) <= _MAX_QUOTED and "=?" not in name:
+        quoted = name.replace("\\", "\\\\").replace('"', '\\"')
+        return f'"{quoted}" <{address}>'
+    return f"{' '.join(_encoded_words(name))} <{address}>"
+
+
+def fold_address(value: str) -> str:
+    """A ``format_address`` value with its encoded words on lines of their own (``\\n ``),
+    for a MIME header; unfolding gives ``value`` back."""
+    if not value.startswith("=?utf-8?b?"):
+        return value
+    return value.replace("?= ", "?=\n ")
+
+
+def _encoded_words(name: str) -> list[str]:
+    # Whole characters per word: a decoder must be able to decode each word on its own.
+    pieces: list[bytes] = [b""]
+    for char in name:
+        encoded = char.encode("utf-8")
+        if len(pieces[-1]) + len(encoded) > _ENCODED_WORD_BYTES:
+            pieces.append(b"")
+        pieces[-1] += encoded
+    return [f"=?utf-8?b?{base64.b64encode(piece).decode('ascii')}?=" for piece in pieces]
 
 
 @dataclass(frozen=True, slots=True)

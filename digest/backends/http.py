@@ -33,7 +33,7 @@ from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from email.utils import formataddr, parsedate_to_datetime
+from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Self, cast
 from urllib.parse import urlencode
 
@@ -61,8 +61,6 @@ BODY_PIECE = 1 << 20
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.ProxyError)
 _MISCONFIGURED = (httpx.UnsupportedProtocol, httpx.InvalidURL)
 _TAG_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
-# Display names made of RFC 5322 atext words need neither quotes nor encoding.
-_PLAIN_PHRASE = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~ -]+\Z")
 
 
 @dataclass(slots=True)
@@ -309,17 +307,6 @@ def invalid_addresses(messages: Sequence[OutgoingMessage]) -> dict[int, SendResu
                 hard_invalid=True,
             )
     return rejected
-
-
-def format_address(address: str, name: str = "") -> str:
-    """``Name <address>`` as RFC 5322 writes it (quoted or RFC 2047-encoded when needed)."""
-    if not name:
-        return address
-    # The common cases, without formataddr's cost: words of letters and digits, then atext.
-    plain = (name.isascii() and name.replace(" ", "").isalnum()) or _PLAIN_PHRASE.match(name)
-    if plain and name == " ".join(name.split()):
-        return f"{name} <{address}>"
-    return formataddr((name, address))
 
 
 def tag_value(value: str) -> str:

@@ -21,10 +21,10 @@ import orjson
 
 from digest.backends.base import ResultStatus, SendResult, require_setting
 from digest.backends.errors import BackendError, PermanentError
-from digest.backends.http import ApiCall, HttpBackend, format_address
+from digest.backends.http import ApiCall, HttpBackend
 from digest.backends.merge import MergeGroup, Placeholders, group_for_merge
 from digest.errors import ConfigError
-from digest.message import OutgoingMessage
+from digest.message import OutgoingMessage, format_address
 
 if TYPE_CHECKING:
     from digest.config import Settings

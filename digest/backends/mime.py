@@ -5,10 +5,12 @@ UTF-8, 7bit when the text allows it, else quoted-printable or base64, so no line
 octets) with From, To, Subject, Date, Message-ID, Reply-To (when set), MIME-Version and every
 extra header of the message, each exactly once. ``to_bytes`` serializes it with CRLF line ends.
 
-Display names and the subject are RFC 2047-encoded by the email package when they are not
-ASCII. ASCII extra headers (List-Unsubscribe and friends) are folded here at spaces and stored
-verbatim: the email package would otherwise turn a long URL into encoded words, which mail
-clients do not decode in List-* headers.
+From, To and Reply-To are written by ``format_address`` (quoted or RFC 2047-encoded display
+names, never folded by the email package, which leaves encoded-word look-alikes bare and folds
+long names into a second mailbox) and stored verbatim. The subject is RFC 2047-encoded by the
+email package when it is not ASCII. ASCII extra headers (List-Unsubscribe and friends) are
+folded here at spaces and stored verbatim: the email package would otherwise turn a long URL
+into encoded words, which mail clients do not decode in List-* headers.
 """
 
 from __future__ import annotations
@@ -16,11 +18,10 @@ from __future__ import annotations
 import email.policy
 import re
 from datetime import UTC, datetime
-from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import parseaddr
 
-from digest.message import OutgoingMessage, sanitize_display_name
+from digest.message import OutgoingMessage, fold_address, format_address
 
 # SMTP's CRLF policy; ``cte_type="7bit"`` keeps bodies and headers 7-bit clean (no raw UTF-8 on
 # the wire), ``refold_source="none"`` emits the headers folded here exactly as given.
@@ -40,13 +41,13 @@ def build_mime(message: OutgoingMessage, *, date: datetime | None = None) -> Ema
         when = when.replace(tzinfo=UTC)
 
     msg = EmailMessage(policy=POLICY)
-    msg["From"] = parse_address(message.sender)
-    msg["To"] = Address(display_name=sanitize_display_name(message.to_name), addr_spec=message.to)
+    msg.set_raw("From", fold_address(parse_address(message.sender)))
+    msg.set_raw("To", fold_address(format_address(message.to, message.to_name)))
     msg["Subject"] = message.subject
     msg["Date"] = when
     msg.set_raw("Message-ID", message.message_id)
     if message.reply_to:
-        msg["Reply-To"] = parse_address(message.reply_to)
+        msg.set_raw("Reply-To", fold_address(parse_address(message.reply_to)))
     for name, value in message.headers.items():
         if value.isascii():
             msg.set_raw(name, fold(name, value))
@@ -62,12 +63,12 @@ def to_bytes(msg: EmailMessage) -> bytes:
     return msg.as_bytes(policy=POLICY)
 
 
-def parse_address(value: str) -> Address:
-    """``"Name <user@example.com>"`` or a bare address, display name sanitized."""
+def parse_address(value: str) -> str:
+    """``"Name <user@example.com>"`` or a bare address, rewritten by ``format_address``."""
     name, addr = parseaddr(value)
     if "@" not in addr:
         raise ValueError(f"not an email address: {value!r}")
-    return Address(display_name=sanitize_display_name(name), addr_spec=addr)
+    return format_address(addr, name)
 
 
 def fold(name: str, value: str) -> str:

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import httpx
 
 from digest.backends.base import ResultStatus, SendResult
-from digest.backends.http import ApiCall, ApiKeyBackend, format_address
-from digest.message import OutgoingMessage
+from digest.backends.http import ApiCall, ApiKeyBackend
+from digest.message import OutgoingMessage, format_address
 
 if TYPE_CHECKING:
     from digest.config import Settings

@@ -20,8 +20,8 @@ import orjson
 
 from digest.backends.base import ResultStatus, SendResult
 from digest.backends.errors import BackendError, RetryableError
-from digest.backends.http import ApiCall, ApiKeyBackend, format_address, tag_value
-from digest.message import OutgoingMessage
+from digest.backends.http import ApiCall, ApiKeyBackend, tag_value
+from digest.message import OutgoingMessage, format_address
 
 _ABOUT_RECIPIENT = re.compile(r"\bto\b", re.IGNORECASE)
 

@@ -22,7 +22,7 @@ from digest.backends.errors import (
     RateLimitedError,
     RetryableError,
 )
-from digest.backends.http import HttpBackend, format_address, parse_retry_after
+from digest.backends.http import HttpBackend, parse_retry_after
 from digest.backends.mailgun import MailgunBackend
 from digest.backends.postmark import PostmarkBackend
 from digest.backends.registry import get_backend
@@ -30,6 +30,7 @@ from digest.backends.resend import ResendBackend
 from digest.backends.sendgrid import SendGridBackend
 from digest.backends.ses import SesBackend
 from digest.config import Settings
+from digest.message import format_address
 
 Factory = Callable[[httpx.BaseTransport], HttpBackend]
 
