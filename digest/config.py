@@ -13,15 +13,14 @@ from email.utils import parseaddr
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from digest.errors import ConfigError
-
-PLACEHOLDER_SECRETS = frozenset({"", "change-me", "changeme", "secret", "dev-secret-change-me"})
-DEFAULT_SECRET = "dev-secret-change-me"  # noqa: S105 - a placeholder, refused in production
+from digest.secret_key import DEFAULT_SECRET, is_placeholder, require_signing_key, weakness
+from digest.timezones import check_zone
 
 EmailBackendName = Literal[
     "outbox", "memory", "postmark", "sendgrid", "mailgun", "resend", "ses", "smtp"
@@ -41,7 +40,8 @@ class Settings(BaseSettings):
         validate_default=True,
     )
 
-    environment: Literal["development", "test", "production"] = "development"
+    # Production unless told otherwise: only development accepts a weak DIGEST_SECRET_KEY.
+    environment: Literal["development", "test", "production"] = "production"
     database_url: str = "sqlite:///./digest.db"
     secret_key: SecretStr = SecretStr(DEFAULT_SECRET)
 
@@ -117,11 +117,7 @@ class Settings(BaseSettings):
     @field_validator("timezone")
     @classmethod
     def _known_timezone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown timezone {value!r} (use an IANA name such as UTC)") from exc
-        return value
+        return check_zone(value)
 
     @field_validator("base_url")
     @classmethod
@@ -151,19 +147,10 @@ class Settings(BaseSettings):
             raise ValueError(f"must look like 07:00-20:00, got {value!r}")
         return value
 
-    @model_validator(mode="after")
-    def _refuse_placeholder_secret(self) -> Settings:
-        if (
-            self.environment != "development"
-            and self.secret_key.get_secret_value() in PLACEHOLDER_SECRETS
-        ):
-            raise ValueError(
-                "secret_key is a placeholder; set DIGEST_SECRET_KEY to a long random value "
-                "(e.g. `python -c 'import secrets; print(secrets.token_urlsafe(48))'`)"
-            )
-        if self.environment != "development" and len(self.secret_key.get_secret_value()) < 16:
-            raise ValueError("secret_key must be at least 16 characters outside development")
-        return self
+    def require_signing_key(self) -> None:
+        """Refuse (``ConfigError``, exit 78) a weak secret key outside development: called by
+        every process that serves or sends, before it does either."""
+        require_signing_key(self.environment, self.secret_key.get_secret_value())
 
     @property
     def zone(self) -> ZoneInfo:
@@ -184,7 +171,9 @@ class Settings(BaseSettings):
         """The effective settings as plain data, every secret replaced by ``********``."""
         shown: dict[str, Any] = {}
         for name, value in self.model_dump().items():
-            if isinstance(value, SecretStr):
+            if name == "secret_key":
+                shown[name] = _describe_secret_key(self.secret_key.get_secret_value())
+            elif isinstance(value, SecretStr):
                 shown[name] = "********" if value.get_secret_value() else ""
             elif isinstance(value, Path):
                 shown[name] = str(value)
@@ -192,6 +181,14 @@ class Settings(BaseSettings):
                 shown[name] = value
         shown["database_url"] = _mask_url_password(self.database_url)
         return shown
+
+
+def _describe_secret_key(value: str) -> str:
+    if is_placeholder(value):
+        return "placeholder (development only)"
+    if weakness(value) is not None:
+        return "******** (weak: development only)"
+    return "********"
 
 
 def _mask_url_password(url: str) -> str:

@@ -12,7 +12,6 @@ import re
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from email_validator import EmailNotValidError, validate_email
 from email_validator.rfc_constants import (
@@ -22,6 +21,7 @@ from email_validator.rfc_constants import (
 )
 
 from digest.errors import InputError
+from digest.timezones import check_zone
 
 MAX_NAME_LENGTH = 200
 MAX_CATEGORY_LENGTH = 60
@@ -145,12 +145,9 @@ def validate_timezone(name: str | None) -> str:
     if not zone:
         return "UTC"
     try:
-        ZoneInfo(zone)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise InputError(
-            f"unknown timezone {zone!r} (use an IANA name such as Europe/Berlin)"
-        ) from None
-    return zone
+        return check_zone(zone)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
 
 
 def normalize_categories(categories: Iterable[str]) -> list[str]:

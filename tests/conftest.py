@@ -30,7 +30,15 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARED_FIXTURES = REPO_ROOT.parent / "shared" / "fixtures"
 BUNDLED_EXAMPLES = REPO_ROOT / "examples"
 PG_URL = os.environ.get("DIGEST_TEST_DATABASE_URL")
-TEST_SECRET = "test-secret-key-0123456789abcdef"
+TEST_SECRET = "Jt7fQm2VxR9kLp4WzN8cYd3HbG6sKe1TqA5uXo0iMv"
+
+
+@pytest.fixture(autouse=True)
+def _development_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Production is the default of a real process; tests that want it say so. A test (or a
+    command it runs) that sets nothing is a development process."""
+    if "DIGEST_ENVIRONMENT" not in os.environ:
+        monkeypatch.setenv("DIGEST_ENVIRONMENT", "development")
 
 
 def _fixtures_dir() -> Path:

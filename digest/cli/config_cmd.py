@@ -1,10 +1,11 @@
-"""``digest config``: show the effective settings."""
+"""``digest config``: show the effective settings; make a secret key."""
 
 from __future__ import annotations
 
 import typer
 
 from digest.cli import common
+from digest.secret_key import new_secret
 
 app = typer.Typer(help="Inspect the effective configuration.", no_args_is_help=True)
 
@@ -20,3 +21,10 @@ def show(json_output: bool = typer.Option(False, "--json", help="Print JSON.")) 
     for name, value in values.items():
         shown = "" if value is None else value
         typer.echo(f"DIGEST_{name.upper():<{width}}  {shown}")
+
+
+@app.command("new-secret")
+def new_secret_command() -> None:
+    """Print a new random DIGEST_SECRET_KEY (64 characters); changing it voids every link
+    already sent."""
+    typer.echo(new_secret())

@@ -69,6 +69,7 @@ def send_command(
     from digest.editions.models import EditionStatus
 
     settings = common.settings()
+    settings.require_signing_key()
     engine = common.engine(settings)
     selected = common.resolve_week(week, settings)
     if dry_run:
@@ -409,6 +410,7 @@ def worker_command(
     from digest.delivery.prepare import complete_ledgers
 
     settings = common.settings()
+    settings.require_signing_key()
     engine = common.engine(settings)
     complete_ledgers(engine, settings)
     report = _deliver(engine, settings, edition_ids=None, worker_mode=True, once=once, poll=poll)

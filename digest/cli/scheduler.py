@@ -106,6 +106,7 @@ def scheduler_command(
     from digest.scheduler.service import SchedulerService, handle_signals, run_once
 
     settings = common.settings()
+    settings.require_signing_key()
     engine = common.engine(settings)
     _service_logging()
     if once:

@@ -21,5 +21,7 @@ def serve(
     from digest.config import get_settings
     from digest.web.app import create_app
 
-    app = create_app(get_settings())
+    settings = get_settings()
+    settings.require_signing_key()
+    app = create_app(settings)
     uvicorn.run(app, host=host, port=port, proxy_headers=True, server_header=False)

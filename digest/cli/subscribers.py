@@ -137,6 +137,8 @@ def add_command(
     from subscribers import lifecycle
 
     settings = common.settings()
+    if not confirmed:
+        settings.require_signing_key()  # the confirmation email carries a signed link
     engine = common.engine(settings)
     with immediate_session(engine) as session:
         outcome = lifecycle.signup(
@@ -222,6 +224,8 @@ def import_command(
     from subscribers import csvio
 
     settings = common.settings()
+    if not confirmed:
+        settings.require_signing_key()  # confirmation emails carry signed links
     engine = common.engine(settings)
     with immediate_session(engine) as session:
         report = csvio.import_csv(

@@ -89,6 +89,7 @@ def create_app(
 ) -> Starlette:
     """The digest web application for ``settings`` (default: read from the environment)."""
     settings = settings if settings is not None else get_settings()
+    settings.require_signing_key()
     owned_engine: Engine | None = None
     owned_backend: EmailBackend | None = None
     if engine is None:

@@ -7,9 +7,11 @@ tokens and choose a page. Rules the pages keep:
 - The sign-up answer is the same page, byte for byte, whatever the state of the address, and
   the confirmation email leaves after the response, so neither content nor timing tells
   whether an address is known.
-- ``GET /unsubscribe/{token}`` only shows a button: link scanners follow GETs. The POST to the
-  same URL unsubscribes, with or without the one-click body, without cookies or CSRF token,
-  answers 200 and never redirects (RFC 8058).
+- ``GET /confirm/{token}`` and ``GET /unsubscribe/{token}`` (and HEAD) only show a button:
+  link scanners follow GETs, and must neither confirm a sign-up someone else made nor
+  unsubscribe anyone. The POST to the confirm URL confirms. The POST to the unsubscribe URL
+  unsubscribes, with or without the one-click body, without cookies or CSRF token, answers
+  200 and never redirects (RFC 8058).
 - A token that is forged, damaged or made for another purpose is refused before any database
   work, with the same plain 400 page whatever was wrong with it.
 - The preference form carries a CSRF value bound to its token; after a POST the browser is
@@ -109,7 +111,7 @@ class SubscribeEndpoint(HTTPEndpoint):
                 email=email,
                 name=name,
                 chosen=chosen,
-                timezone=timezone,
+                timezone="",  # the browser's script fills it again
                 error=_friendly(exc),
                 status_code=400,
             )
@@ -151,13 +153,9 @@ def _send_confirmation(svc: WebServices, subscriber_id: int) -> None:
 
 
 def _timezone_or_default(svc: WebServices, timezone: str) -> str:
-    # The field is filled by the browser, not typed; an odd value is not the visitor's fault.
-    if not timezone:
-        return svc.settings.timezone
-    try:
-        return validate_timezone(timezone)
-    except InputError:
-        return svc.settings.timezone
+    """The browser fills the field; empty means the newsletter's zone, anything that is not an
+    IANA zone is a bad request (``InputError``, answered with the form and a 400)."""
+    return validate_timezone(timezone) if timezone else svc.settings.timezone
 
 
 def _friendly(exc: InputError) -> str:
@@ -193,27 +191,59 @@ def _subscribe_page(
 
 class ConfirmEndpoint(HTTPEndpoint):
     def get(self, request: Request) -> Response:
+        """The confirmation page: one button, and no change (link scanners follow GETs)."""
+        svc = services(request)
+        token = request.path_params["token"]
+        subscriber_id = svc.signer.read(token, Purpose.CONFIRM)
+        if subscriber_id is None:
+            return invalid_link(request)
+        with session_scope(svc.engine) as session:
+            subscriber = session.get(Subscriber, subscriber_id)
+        if subscriber is None:
+            return invalid_link(request)
+        if subscriber.status == Status.ACTIVE:
+            return _confirmed_page(request, svc, subscriber)
+        if subscriber.status != Status.PENDING:
+            return _no_longer_on_the_list(request)
+        context = {"email": subscriber.email, "action": f"/confirm/{token}"}
+        return render(request, "confirm.html", context)
+
+    async def post(self, request: Request) -> Response:
+        """The page's button: activate a pending subscriber (idempotent)."""
         svc = services(request)
         subscriber_id = svc.signer.read(request.path_params["token"], Purpose.CONFIRM)
         if subscriber_id is None:
             return invalid_link(request)
-        with svc.transaction() as session:
-            subscriber = lifecycle.confirm(session, subscriber_id, actor=ACTOR)
+        subscriber = await run_in_threadpool(_confirm, svc, subscriber_id)
         if subscriber is None:
             return invalid_link(request)
         if subscriber.status != Status.ACTIVE:
             # Unsubscribed, bounced or complained since the link was sent: a new sign-up decides.
-            return error_page(
-                request,
-                409,
-                "This link can no longer be used",
-                "This address is no longer on the list. Sign up again to come back.",
-            )
-        context = {
-            "email": subscriber.email,
-            "preferences_path": _preferences_path(svc, subscriber_id),
-        }
-        return render(request, "confirmed.html", context)
+            return _no_longer_on_the_list(request)
+        return _confirmed_page(request, svc, subscriber)
+
+
+def _confirm(svc: WebServices, subscriber_id: int) -> Subscriber | None:
+    with svc.transaction() as session:
+        return lifecycle.confirm(session, subscriber_id, actor=ACTOR)
+
+
+def _confirmed_page(request: Request, svc: WebServices, subscriber: Subscriber) -> Response:
+    assert subscriber.id is not None
+    context = {
+        "email": subscriber.email,
+        "preferences_path": _preferences_path(svc, subscriber.id),
+    }
+    return render(request, "confirmed.html", context)
+
+
+def _no_longer_on_the_list(request: Request) -> Response:
+    return error_page(
+        request,
+        409,
+        "This link can no longer be used",
+        "This address is no longer on the list. Sign up again to come back.",
+    )
 
 
 # --- unsubscribe ---------------------------------------------------------------------------

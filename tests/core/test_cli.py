@@ -15,7 +15,7 @@ from digest.cli import app
 from digest.config import Settings, get_settings
 
 runner = CliRunner()
-CLI_SECRET = "cli-test-secret-0123456789abcdef"
+CLI_SECRET = "Pq8wEr4tYu7iOp2aSd6fGh1jKl9zXc3vBn5mQw0eRt"
 SEED_SLUG = "claude-haiku-open-weights-vs-hugging-face-inference-providers-hub"
 
 

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from digest.config import Settings, load_settings
@@ -35,12 +39,14 @@ def test_environment_variables_are_read(monkeypatch: pytest.MonkeyPatch) -> None
 
 @pytest.mark.parametrize("secret", ["change-me", "dev-secret-change-me", "", "short"])
 def test_placeholder_secret_refused_in_production(secret: str) -> None:
-    with pytest.raises(ConfigError, match=r"DIGEST_SECRET_KEY|secret_key"):
-        make(environment="production", secret_key=secret)
+    with pytest.raises(ConfigError, match=r"DIGEST_SECRET_KEY"):
+        make(environment="production", secret_key=secret).require_signing_key()
 
 
 def test_placeholder_secret_allowed_in_development() -> None:
-    assert make(environment="development").secret_key.get_secret_value()
+    settings = make(environment="development")
+    settings.require_signing_key()
+    assert settings.secret_key.get_secret_value()
 
 
 @pytest.mark.parametrize(
@@ -75,3 +81,27 @@ def test_masked_hides_secrets_and_url_passwords() -> None:
 
 def test_list_id_uses_the_sender_domain() -> None:
     assert make(sender="Verdicts <news@mail.example.org>").list_id == "weekly.mail.example.org"
+
+
+@pytest.mark.parametrize("zone", ["Europe", "America", "Etc", "x" * 10_000, "Europe/"])
+def test_a_timezone_setting_that_is_not_a_zone_is_a_config_error(zone: str) -> None:
+    with pytest.raises(ConfigError, match="DIGEST_TIMEZONE: unknown timezone") as caught:
+        make(timezone=zone)
+    assert caught.value.exit_code == 78 and len(str(caught.value)) < 300
+
+
+def test_timezone_setting_exits_78_from_the_command_line(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DIGEST_TIMEZONE", "Europe")
+    result = subprocess.run(
+        [sys.executable, "-m", "digest", "config", "show"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 78, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "DIGEST_TIMEZONE: unknown timezone 'Europe'" in result.stderr

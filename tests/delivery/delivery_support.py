@@ -28,7 +28,7 @@ from subscribers.models import Subscriber
 
 EngineFactory = Callable[..., DeliveryEngine]
 W47 = IsoWeek(2026, 47)
-TEST_SECRET = "test-secret-key-0123456789abcdef"
+TEST_SECRET = "Jt7fQm2VxR9kLp4WzN8cYd3HbG6sKe1TqA5uXo0iMv"
 POSTMARK_TOKEN = "test-postmark-token"
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SUBSCRIBER = cast(sa.Table, sa.inspect(Subscriber).local_table)

@@ -18,7 +18,7 @@ from digest.render.edition import EditionRenderer
 
 RendererFactory = Callable[..., EditionRenderer]
 
-TEST_SECRET = "test-secret-key-0123456789abcdef"
+TEST_SECRET = "Jt7fQm2VxR9kLp4WzN8cYd3HbG6sKe1TqA5uXo0iMv"
 W47 = IsoWeek(2026, 47)
 SEED_SLUG = "claude-haiku-open-weights-vs-hugging-face-inference-providers-hub"
 ARCHIVE = "https://verdicts.example.com/editions/47"

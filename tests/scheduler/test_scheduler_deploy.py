@@ -138,3 +138,20 @@ def test_ops_guide_covers_the_essentials() -> None:
         "digest pause",
     ):
         assert topic in guide, topic
+
+
+def test_deploy_files_run_in_production() -> None:
+    """The image, compose and every unit's environment file run in production; compose will
+    not start without its .env (where DIGEST_SECRET_KEY lives)."""
+    yaml = pytest.importorskip("yaml", reason="PyYAML parses compose.yaml")
+    dockerfile = (DEPLOY / "Dockerfile").read_text().split(" AS runtime", 1)[1]
+    assert re.search(r"^\s+DIGEST_ENVIRONMENT=production\b", dockerfile, re.MULTILINE)
+    compose: dict[str, Any] = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
+    for name in ("migrate", "web", "scheduler", "worker"):
+        service = compose["services"][name]
+        assert service["environment"]["DIGEST_ENVIRONMENT"] == "production"
+        assert all(entry.get("required", True) for entry in service["env_file"]), name
+    example = (DEPLOY / ".env.example").read_text()
+    assert re.search(r"^DIGEST_ENVIRONMENT=production$", example, re.MULTILINE)
+    assert re.search(r"^DIGEST_SECRET_KEY=$", example, re.MULTILINE)
+    assert Settings.model_fields["environment"].default == "production"

@@ -41,7 +41,7 @@ from digest.scheduler.leader import (
 from digest.scheduler.service import SchedulerService, run_once
 
 REPO = Path(__file__).resolve().parents[2]
-SECRET = "test-secret-key-0123456789abcdef"
+SECRET = "Jt7fQm2VxR9kLp4WzN8cYd3HbG6sKe1TqA5uXo0iMv"
 # The scheduler's commands as the ``digest`` console script runs them (registered at top level).
 RUN_DIGEST = (
     "from digest.cli import app, main\n"

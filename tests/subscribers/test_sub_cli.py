@@ -27,7 +27,7 @@ def database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     monkeypatch.chdir(tmp_path)  # no stray .env
     monkeypatch.setenv("DIGEST_DATABASE_URL", url)
     monkeypatch.setenv("DIGEST_ENVIRONMENT", "test")
-    monkeypatch.setenv("DIGEST_SECRET_KEY", "cli-test-secret-0123456789abcdef")
+    monkeypatch.setenv("DIGEST_SECRET_KEY", "Pq8wEr4tYu7iOp2aSd6fGh1jKl9zXc3vBn5mQw0eRt")
     monkeypatch.setenv("DIGEST_BASE_URL", "https://verdicts.example.com")
     monkeypatch.setenv("DIGEST_EMAIL_BACKEND", "outbox")
     monkeypatch.setenv("DIGEST_OUTBOX_DIR", str(tmp_path / "outbox"))
@@ -94,7 +94,13 @@ def test_add_confirmed_is_active_without_mail(database: str, tmp_path: Path) -> 
 
 
 def test_add_refuses_bad_input(database: str) -> None:
-    for args in (["not-an-address"], ["a@example.com", "--timezone", "Nowhere/Land"]):
+    for args in (
+        ["not-an-address"],
+        ["a@example.com", "--timezone", "Nowhere/Land"],
+        ["a@example.com", "--timezone", "America"],
+        ["a@example.com", "--timezone", "Europe"],
+        ["a@example.com", "--timezone", "y" * 10_000],
+    ):
         result = run("add", *args)
         assert result.exit_code != 0
         assert isinstance(result.exception, InputError)

@@ -99,6 +99,25 @@ def test_every_bad_row_is_reported_with_its_line(session: Session, tmp_path: Pat
     assert names == {"ada@example.com": "Ada", "carol@example.com": "Carol Second line"}
 
 
+def test_zone_directories_and_huge_zones_are_bad_rows(session: Session, tmp_path: Path) -> None:
+    path = _write(
+        tmp_path,
+        HEADER
+        + "ada@example.com,Ada,Europe,\n"  # a directory of the zone database
+        + "bob@example.com,Bob,Europe/Berlin,\n"
+        + "cy@example.com,Cy,"
+        + "z" * 10_000
+        + ",\n"
+        + "di@example.com,Di,America,\n",
+    )
+    report = import_csv(session, path)
+    session.commit()
+    assert [r.line for r in report.rejected] == [2, 4, 5]
+    assert all("unknown timezone" in r.reason and len(r.reason) < 200 for r in report.rejected)
+    assert report.imported == 1
+    assert session.exec(select(Subscriber.email)).all() == ["bob@example.com"]
+
+
 def test_byte_order_mark_is_accepted(session: Session, tmp_path: Path) -> None:
     path = tmp_path / "excel.csv"
     path.write_bytes(b"\xef\xbb\xbf" + (HEADER + "ada@example.com,Zoë,UTC,\r\n").encode())

@@ -132,7 +132,18 @@ def test_timezones() -> None:
     assert validate_timezone("Europe/Berlin") == "Europe/Berlin"
     assert validate_timezone(" Asia/Kathmandu ") == "Asia/Kathmandu"
     assert validate_timezone("") == "UTC"
-    for bad in ("Mars/Olympus", "../../etc/passwd", "Europe/"):
+    for bad in (
+        "Mars/Olympus",
+        "../../etc/passwd",
+        "Europe/",
+        "Europe",
+        "America",
+        "Etc",
+        "zone1970.tab",
+        "tzdata.zi",
+        "x" * 10_000,
+        "Europe/../Europe/Berlin",
+    ):
         with pytest.raises(InputError, match="unknown timezone"):
             validate_timezone(bad)
 

@@ -123,6 +123,9 @@ def test_subscription_journey_on_a_phone(
 
             # 2. Confirm from the email.
             page.goto(_confirm_link(outbox, base_url))
+            assert page.get_by_role("heading", name="Confirm your subscription").is_visible()
+            page.get_by_role("button", name="Confirm").click()
+            page.wait_for_load_state()
             assert page.get_by_role("heading", name="You're subscribed").is_visible()
             shot("03-confirmed")
 

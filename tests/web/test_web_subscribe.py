@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
+import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import select
 from starlette.testclient import TestClient
@@ -66,16 +67,46 @@ def test_double_opt_in(
     link = CONFIRM_LINK.search(backend.sent[0].text)
     assert link is not None
 
-    confirmed = client.get(link.group(1))
+    # A link scanner's GET and HEAD: a page with one button, and no change.
+    page = client.get(link.group(1))
+    assert page.status_code == 200
+    assert f'<form method="post" action="{link.group(1)}">' in page.text
+    assert page.text.count("<button") == 1 and "You're subscribed" not in page.text
+    assert client.head(link.group(1)).status_code == 200
+    pending = _subscriber(engine, "ada@example.com")
+    assert pending is not None and pending.status == Status.PENDING
+
+    confirmed = client.post(link.group(1))
     assert confirmed.status_code == 200
     assert "You're subscribed" in confirmed.text
     assert re.search(r'href="/preferences/[A-Za-z0-9._-]+"', confirmed.text)
     after = _subscriber(engine, "ada@example.com")
     assert after is not None and after.status == Status.ACTIVE
 
-    again = client.get(link.group(1))  # idempotent
+    again = client.post(link.group(1))  # idempotent
     assert again.status_code == 200
+    later = client.get(link.group(1))  # the link opened again: says so, changes nothing
+    assert later.status_code == 200 and "You're subscribed" in later.text
     assert [entry.action for entry in audit_of(subscriber.id)] == ["signup", "confirm"]
+
+
+def test_get_and_head_on_a_confirm_link_never_confirm(
+    client: TestClient,
+    signer: TokenSigner,
+    engine: Engine,
+    audit_of: Callable[[int], list[AuditEntry]],
+) -> None:
+    client.post("/subscribe", data={"email": "scanned@example.com"})
+    subscriber = _subscriber(engine, "scanned@example.com")
+    assert subscriber is not None and subscriber.id is not None
+    path = f"/confirm/{signer.make(subscriber.id, Purpose.CONFIRM)}"
+    for _ in range(3):
+        assert client.get(path).status_code == 200
+        assert client.head(path).status_code == 200
+        assert client.get(path, headers={"Accept": "*/*", "User-Agent": "scanner"}).is_success
+    after = _subscriber(engine, "scanned@example.com")
+    assert after is not None and after.status == Status.PENDING and after.confirmed_at is None
+    assert [entry.action for entry in audit_of(subscriber.id)] == ["signup"]
 
 
 def test_repeated_signups_send_one_mail_and_answer_the_same(
@@ -138,10 +169,35 @@ def test_unknown_category_is_refused(client: TestClient, backend: MemoryBackend)
     assert backend.sent == []
 
 
-def test_odd_timezone_falls_back_to_the_default(client: TestClient, engine: Engine) -> None:
-    client.post("/subscribe", data={"email": "tz@example.com", "timezone": "Mars/Olympus"})
+def test_empty_timezone_is_the_default(client: TestClient, engine: Engine) -> None:
+    client.post("/subscribe", data={"email": "tz@example.com", "timezone": ""})
     subscriber = _subscriber(engine, "tz@example.com")
     assert subscriber is not None and subscriber.timezone == "UTC"
+
+
+@pytest.mark.parametrize(
+    "zone",
+    [
+        "Mars/Olympus",
+        "Europe",
+        "America",
+        "Etc",
+        "posixrules/..",
+        "../../etc/passwd",
+        "Europe/",
+        "x" * 10_000,
+        "UTC\x00",
+        "Europe/Berlin/Mitte",
+    ],
+)
+def test_a_timezone_that_is_not_a_zone_is_a_400(
+    client: TestClient, engine: Engine, backend: MemoryBackend, zone: str
+) -> None:
+    response = client.post("/subscribe", data={"email": "tz@example.com", "timezone": zone})
+    assert response.status_code == 400
+    assert "Unknown timezone" in response.text
+    assert len(response.text) < 20_000  # the value is not echoed in full
+    assert _subscriber(engine, "tz@example.com") is None and backend.sent == []
 
 
 def test_filled_trap_field_does_nothing(
@@ -180,9 +236,9 @@ def test_bad_confirm_tokens_change_nothing(
         signer.make(subscriber.id + 1, Purpose.CONFIRM),  # no such subscriber
         "1",
     ):
-        response = client.get(f"/confirm/{token}")
-        assert response.status_code == 400, token
-        assert "This link is not valid" in response.text
+        for response in (client.get(f"/confirm/{token}"), client.post(f"/confirm/{token}")):
+            assert response.status_code == 400, token
+            assert "This link is not valid" in response.text
     after = _subscriber(engine, "pending@example.com")
     assert after is not None and after.status == Status.PENDING
 
@@ -191,7 +247,9 @@ def test_confirm_after_unsubscribing_does_not_reactivate(
     client: TestClient, signer: TokenSigner, add_subscriber: Callable[..., int], engine: Engine
 ) -> None:
     subscriber_id = add_subscriber("left@example.com", Status.UNSUBSCRIBED)
-    response = client.get(f"/confirm/{signer.make(subscriber_id, Purpose.CONFIRM)}")
+    path = f"/confirm/{signer.make(subscriber_id, Purpose.CONFIRM)}"
+    assert client.get(path).status_code == 409
+    response = client.post(path)
     assert response.status_code == 409
     with session_scope(engine) as session:
         subscriber = session.get(Subscriber, subscriber_id)

@@ -1,0 +1,27 @@
+"""The one rule for timezone names: an IANA zone that tzdata knows, such as ``Europe/Berlin``.
+
+``ZoneInfo(name)`` alone is not a check: ``Europe`` (a directory of the database) raises
+``IsADirectoryError``, and a 10,000-character name reaches the file system. Every way a zone
+comes in (settings, sign-up form, CLI, CSV) goes through ``check_zone``, which compares with the
+list of zones and never opens a file for a name that is not on it.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from zoneinfo import available_timezones
+
+MAX_ZONE_LENGTH = 64  # the longest IANA name is 32 characters
+
+
+@lru_cache(maxsize=1)
+def _zones() -> frozenset[str]:
+    return frozenset(available_timezones())
+
+
+def check_zone(name: str) -> str:
+    """``name`` if it is an IANA zone, else ``ValueError`` with a one-line, bounded message."""
+    if len(name) <= MAX_ZONE_LENGTH and name in _zones():
+        return name
+    shown = repr(name) if len(name) <= MAX_ZONE_LENGTH else f"{name[:MAX_ZONE_LENGTH]!r}..."
+    raise ValueError(f"unknown timezone {shown} (use an IANA name such as Europe/Berlin)")
