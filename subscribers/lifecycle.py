@@ -545,6 +545,7 @@ def update_preferences(
     cause: Cause = Cause.PREFERENCE_PAGE,
     name: str | None = None,
     timezone: str | None = None,
+    vote_links: bool | None = None,
 ) -> Subscriber | None:
     """Change what a subscriber receives (None leaves a field as it is). Audited when anything
     changed; None if there is no such subscriber."""
@@ -556,6 +557,8 @@ def update_preferences(
         wanted["categories"] = normalize_categories(categories)
     if paused is not None:
         wanted["paused"] = bool(paused)
+    if vote_links is not None:
+        wanted["vote_links"] = bool(vote_links)
     if name is not None:
         wanted["name"] = normalize_name(name)
     if timezone is not None:

@@ -24,6 +24,7 @@ from digest.cli import (
     scheduler,
     serve,
     subscribers,
+    votes,
 )
 from digest.errors import DigestError
 
@@ -38,6 +39,7 @@ app.add_typer(comparisons.app, name="comparisons")
 app.add_typer(db_cmd.app, name="db")
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(subscribers.app, name="subscribers")
+app.add_typer(votes.app, name="votes")
 app.command("serve")(serve.serve)
 app.command("preview")(preview.preview)
 # send, status, resend, cancel, worker; scheduler, pause, resume: top-level commands.

@@ -24,6 +24,7 @@ pool), POST methods read the form asynchronously and hand over with ``run_in_thr
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from collections.abc import Sequence
@@ -308,6 +309,8 @@ class PreferencesEndpoint(HTTPEndpoint):
             "email": subscriber.email,
             "chosen": list(subscriber.categories),
             "paused": subscriber.paused,
+            "votes": svc.settings.votes,
+            "vote_links": subscriber.vote_links,
             "unsubscribed": subscriber.status not in ON_LIST,
             "categories": CATEGORIES,
             "action": f"/preferences/{token}",
@@ -335,8 +338,18 @@ class PreferencesEndpoint(HTTPEndpoint):
         if action not in {"save", "unsubscribe"} or any(c not in CATEGORIES for c in chosen):
             return error_page(request, 400, "Bad request", "The form was not understood.")
         paused = _text(form, "paused") == "1"
+        # The box is on the form only while votes are on site-wide; otherwise keep the choice.
+        vote_links = _text(form, "vote_links") == "1" if svc.settings.votes else None
         found = await run_in_threadpool(
-            _apply_preferences, svc, subscriber_id, action, chosen, paused
+            functools.partial(
+                _apply_preferences,
+                svc,
+                subscriber_id,
+                action,
+                categories=chosen,
+                paused=paused,
+                vote_links=vote_links,
+            )
         )
         if not found:
             return invalid_link(request)
@@ -346,7 +359,13 @@ class PreferencesEndpoint(HTTPEndpoint):
 
 
 def _apply_preferences(
-    svc: WebServices, subscriber_id: int, action: str, categories: list[str], paused: bool
+    svc: WebServices,
+    subscriber_id: int,
+    action: str,
+    *,
+    categories: list[str],
+    paused: bool,
+    vote_links: bool | None,
 ) -> bool:
     """Save the form; False when the subscriber no longer exists."""
     with svc.transaction() as session:
@@ -357,7 +376,12 @@ def _apply_preferences(
             found = outcome is not None
         else:
             subscriber = lifecycle.update_preferences(
-                session, subscriber_id, categories=categories, paused=paused, actor=ACTOR
+                session,
+                subscriber_id,
+                categories=categories,
+                paused=paused,
+                vote_links=vote_links,
+                actor=ACTOR,
             )
             found = subscriber is not None
     return found

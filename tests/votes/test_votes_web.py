@@ -241,3 +241,22 @@ def test_fifty_concurrent_presses_of_one_button_leave_one_vote(
     assert codes == [200] * 50
     assert votes(engine) == [(voting.subscriber_id, "deskpilot", "skip")]
     assert events(engine) == 50
+
+
+def test_a_subscriber_can_turn_vote_buttons_off_in_preferences(
+    client: TestClient, voting: Voting, engine: Engine
+) -> None:
+    from digest.db import session_scope
+    from subscribers.models import Subscriber
+
+    token = voting.signer.make(voting.subscriber_id, Purpose.PREFERENCES)
+    page = client.get(f"/preferences/{token}").text
+    assert 'name="vote_links" value="1" checked' in page
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page)
+    assert csrf is not None
+    saved = client.post(f"/preferences/{token}", data={"csrf": csrf.group(1), "action": "save"})
+    assert saved.status_code == 303
+    with session_scope(engine) as session:
+        subscriber = session.get(Subscriber, voting.subscriber_id)
+        assert subscriber is not None and subscriber.vote_links is False
+    assert 'name="vote_links" value="1" checked' not in client.get(f"/preferences/{token}").text

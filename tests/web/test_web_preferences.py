@@ -32,7 +32,9 @@ def test_shows_the_current_choices(
     text, _csrf = _page(client, token)
     assert "ada@example.com" in text
     assert f'<form method="post" action="/preferences/{token}">' in text
-    assert "checked" not in text  # all categories (none chosen), not paused
+    assert 'name="categories" value="Productivity" checked' not in text  # none chosen: all
+    assert 'name="paused" value="1" checked' not in text
+    assert 'name="vote_links" value="1" checked' in text  # vote buttons on by default
     assert "saved" not in text
 
 
