@@ -14,6 +14,11 @@ discards each request body and answers one accepted entry per message, counting 
 - **(b) transport**: post one already-encoded 500-message batch over and over (the limit of
   the fake server and the HTTP client).
 
+A fourth figure counts provider calls of the merge providers: the same digest run on 10,000
+recipients with the SendGrid and with the Mailgun backend, each answered in-process by an
+``httpx.MockTransport`` that counts calls and recipients (the templates go once per call,
+each recipient's values beside it; see ``digest.backends.merge``).
+
 All three hand httpx the body in 1 MiB pieces, as the backend does: given one ``bytes``
 object, httpcore copies the unsent rest after every partial ``send``, which is quadratic in
 the body size (a 500-message batch of this edition is about 56 MB).
@@ -51,6 +56,7 @@ if not FIXTURES.is_dir():
 WEEK = "2026-W47"
 BATCH = 500
 SMALL = 10_000
+MERGE = ("sendgrid", "mailgun")
 CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "2"))  # the settings' default
 
 
@@ -175,7 +181,28 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def run_digest(recipients: int, port: int) -> dict[str, Any]:
+def _merge_backend(provider: str, calls: list[int]) -> Any:
+    """SendGrid or Mailgun answered in-process; ``calls`` gets the recipients of each call."""
+    from urllib.parse import parse_qsl
+
+    from digest.backends.mailgun import MailgunBackend
+    from digest.backends.sendgrid import SendGridBackend
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        body = request.read()
+        if provider == "sendgrid":
+            calls.append(len(orjson.loads(body)["personalizations"]))
+            return httpx.Response(202, headers={"X-Message-Id": "bench"})
+        calls.append(sum(1 for key, _ in parse_qsl(body.decode("ascii")) if key == "to"))
+        return httpx.Response(200, json={"id": "<bench@mg>", "message": "Queued."})
+
+    transport = httpx.MockTransport(answer)
+    if provider == "sendgrid":
+        return SendGridBackend("bench-key", transport=transport)
+    return MailgunBackend("bench-key", domain="mg.example.com", transport=transport)
+
+
+def run_digest(recipients: int, port: int, provider: str = "postmark") -> dict[str, Any]:
     import sqlalchemy as sa
 
     import digest.models
@@ -217,7 +244,11 @@ def run_digest(recipients: int, port: int) -> dict[str, Any]:
         outcome = prepare_edition(engine, settings, _week())
         assert outcome.edition is not None and outcome.edition.id is not None
         ledger_seconds = time.perf_counter() - started
-        backend = get_backend(settings)
+        calls: list[int] = []
+        if provider == "postmark":
+            backend = get_backend(settings)
+        else:
+            backend = _merge_backend(provider, calls)
         sender = DeliveryEngine(engine, settings, backend, message_factories(engine, settings))
         started = time.perf_counter()
         report = sender.run([outcome.edition.id])
@@ -231,6 +262,8 @@ def run_digest(recipients: int, port: int) -> dict[str, Any]:
         "rate": recipients / send_seconds,
         "rate_end_to_end": recipients / (send_seconds + ledger_seconds),
         "rss_mb": _peak_rss_mb(),
+        "calls": len(calls),
+        "largest_call": max(calls, default=0),
     }
 
 
@@ -326,6 +359,7 @@ def main() -> None:
         minimal = measure("minimal", recipients, port)
         small = measure("digest", small_count, port)
         full = measure("digest", recipients, port)
+        merge = {name: measure(f"digest-{name}", small_count, port) for name in MERGE}
     finally:
         server.terminate()
         server.wait()
@@ -346,6 +380,12 @@ def main() -> None:
         f"{full['rss_mb']:.0f} MB at {recipients:,} (target < 300 MB, flat); "
         f"(a): {minimal['rss_mb']:.0f} MB"
     )
+    for name, figures in merge.items():
+        print(
+            f"  {name:<8} {small_count:,} recipients in {figures['calls']:,} provider calls "
+            f"(largest {figures['largest_call']:,}; one call per claimed batch of one variant), "
+            f"{figures['rate']:,.0f} msg/s against an in-process fake"
+        )
     print(f"  measured {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC on {os.cpu_count()} CPUs")
 
 
@@ -355,7 +395,7 @@ if __name__ == "__main__":
     elif len(sys.argv) > 1 and sys.argv[1] == "--run":
         kind, count, server_port = sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
         if kind.startswith("digest"):
-            figures = run_digest(count, server_port)
+            figures = run_digest(count, server_port, kind.partition("-")[2] or "postmark")
         else:
             figures = run_minimal(count, server_port, pre_encoded=kind == "transport")
         print(json.dumps(figures))

@@ -1,11 +1,20 @@
-"""The one shape of an email handed to a backend, whichever provider carries it."""
+"""The one shape of an email handed to a backend, whichever provider carries it.
+
+Shared by ``digest.render`` (which makes messages) and ``digest.backends`` (which send them),
+so it sits below both. A rendered message also carries how its bodies were made
+(``MergeParts``): the content variant's two compiled templates, shared by every subscriber of
+that variant, and this subscriber's slot values. Providers that merge per-recipient values
+into one body on their side (SendGrid, Mailgun) send the templates once per call and the
+values per recipient; every other backend sends ``html`` and ``text``, which are exactly the
+templates filled with the values.
+"""
 
 from __future__ import annotations
 
 import base64
 import re
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 # Every character ``str.splitlines`` breaks on, plus NUL: the email package splits header
@@ -122,6 +131,56 @@ def _encoded_words(name: str) -> list[str]:
 
 
 @dataclass(frozen=True, slots=True)
+class BodyTemplate:
+    """A compiled body split at its per-recipient slots.
+
+    ``chunks`` holds the literal text with ``None`` where a slot goes; ``positions`` pairs
+    each ``None`` with the index of the value that fills it (several places may use one
+    value). ``fill`` is the only way a body is made from it, for every backend alike.
+    """
+
+    chunks: tuple[str | None, ...]
+    positions: tuple[tuple[int, int], ...]
+
+    def fill(self, values: Sequence[str]) -> str:
+        """The body with each slot replaced by its value (escaped for this part already)."""
+        parts = list(self.chunks)
+        for position, index in self.positions:
+            parts[position] = values[index]
+        return "".join(parts)  # type: ignore[arg-type]  # every None was replaced above
+
+    def render(self, placeholder: Callable[[int], str]) -> str:
+        """The body with each slot written as ``placeholder(index)`` (a provider's merge tag)."""
+        return self.fill([placeholder(index) for index in range(self.slot_count)])
+
+    @property
+    def slot_count(self) -> int:
+        return 1 + max((index for _, index in self.positions), default=-1)
+
+    @property
+    def literals(self) -> tuple[str, ...]:
+        """The literal text around the slots."""
+        return tuple(chunk for chunk in self.chunks if chunk is not None)
+
+    @property
+    def size(self) -> int:
+        """Characters of literal text (the filled body is this plus the values)."""
+        return sum(len(chunk) for chunk in self.literals)
+
+
+@dataclass(frozen=True, slots=True)
+class MergeParts:
+    """How a message's bodies were made: ``html == html_template.fill(html_values)`` and the
+    same for text. The templates are shared (the same objects) by every message of one
+    content variant; the values are this subscriber's, HTML-escaped in ``html_values``."""
+
+    html_template: BodyTemplate
+    text_template: BodyTemplate
+    html_values: tuple[str, ...]
+    text_values: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class OutgoingMessage:
     """A complete message: addresses, subject, both bodies and the extra headers.
 
@@ -131,7 +190,8 @@ class OutgoingMessage:
     sign and pass through. ``idempotency_key`` lets backends whose provider deduplicates resend
     safely. ``metadata`` travels as provider tags/custom args so webhooks can be correlated.
     ``to_name`` is sanitized (see ``sanitize_display_name``); every other header value with a
-    line break is refused, and so is an extra header in ``RESERVED_HEADERS``.
+    line break is refused, and so is an extra header in ``RESERVED_HEADERS``. ``merge`` is set
+    on rendered messages (see the module docstring); a message without it is sent as it is.
     """
 
     sender: str
@@ -145,6 +205,7 @@ class OutgoingMessage:
     headers: Mapping[str, str] = field(default_factory=dict)
     idempotency_key: str | None = None
     metadata: Mapping[str, str] = field(default_factory=dict)
+    merge: MergeParts | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.to_name:

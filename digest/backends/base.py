@@ -47,7 +47,11 @@ class EmailBackend(ABC):
     """Hands messages to one provider. Instances are reused across batches; ``close`` frees them."""
 
     name: ClassVar[str]
+    # The provider's documented limit of messages per call, and the rate (messages per second)
+    # sent at when DIGEST_SEND_RATE is unset and the provider does not tell the account's own
+    # (``account_send_rate``); see ``effective_send_rate``.
     max_batch_size: ClassVar[int] = 1
+    default_rate: ClassVar[float] = 10.0
     # A provider that deduplicates on ``OutgoingMessage.idempotency_key`` makes resending an
     # ``unknown`` message safe.
     supports_idempotency: ClassVar[bool] = False
@@ -61,6 +65,11 @@ class EmailBackend(ABC):
     def send_batch(self, messages: Sequence[OutgoingMessage]) -> list[SendResult]:
         """Send up to ``max_batch_size`` messages; one result per message, in order."""
 
+    def account_send_rate(self) -> float | None:
+        """The account's own limit in messages per second, where the provider tells it
+        (None: it does not, or asking failed)."""
+        return None
+
     def send(self, message: OutgoingMessage) -> SendResult:
         return self.send_batch([message])[0]
 
@@ -72,6 +81,17 @@ class EmailBackend(ABC):
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def effective_send_rate(settings: Settings, backend: EmailBackend) -> float:
+    """Messages per second to send at: ``DIGEST_SEND_RATE`` when it is set, else the
+    account's limit where the provider exposes it (SES), else the backend's default."""
+    if "send_rate" in settings.model_fields_set:
+        return settings.send_rate
+    account = backend.account_send_rate()
+    if account is not None and account > 0:
+        return account
+    return backend.default_rate
 
 
 def require_setting(value: str | SecretStr | None, env_name: str, backend: str) -> str:

@@ -1,17 +1,19 @@
 """Mailgun: ``POST /v3/{domain}/messages``, form-encoded, batch sending with recipient variables.
 
-One call carries up to 1,000 recipients: the body is sent once as a template and each
-recipient's values travel in ``recipient-variables`` (``digest.backends.merge`` recovers the
-template). Per-recipient header values, subjects and metadata go through the same variables
-(``h:List-Unsubscribe = %recipient.h:List-Unsubscribe%``). Messages that cannot share a
-template are sent in calls of their own. Mailgun answers one id per call and reports no
-per-recipient status, so recipient addresses are checked locally first.
+One call carries up to 1,000 recipients (Mailgun's documented batch limit; 25 MB per message):
+the content variant's templates are sent once, slot ``n`` written ``%recipient.hN%`` in the HTML
+part and ``%recipient.tN%`` in the text part, and each recipient's values (HTML-escaped for the
+HTML part) travel in ``recipient-variables`` (``digest.backends.merge`` decides which messages
+share a call). Per-recipient header values, subjects and metadata go through the same
+variables (``h:List-Unsubscribe = %recipient.h:List-Unsubscribe%``). A message in which
+``%recipient.`` occurs anywhere Mailgun substitutes is sent alone, its bodies as they are, and
+so is a call of one. Mailgun answers one id per call and reports no per-recipient status, so
+recipient addresses are checked locally first.
 """
 
 from __future__ import annotations
 
 import base64
-import re
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import quote
@@ -22,16 +24,23 @@ import orjson
 from digest.backends.base import ResultStatus, SendResult, require_setting
 from digest.backends.errors import BackendError, PermanentError
 from digest.backends.http import ApiCall, HttpBackend
-from digest.backends.merge import MergeGroup, Placeholders, group_for_merge
+from digest.backends.merge import MergeGroup, group_for_merge
 from digest.errors import ConfigError
 from digest.message import OutgoingMessage, format_address
 
 if TYPE_CHECKING:
     from digest.config import Settings
 
-PLACEHOLDERS = Placeholders(
-    tag=lambda key: f"%recipient.{key}%", pattern=re.compile(r"%recipient\.([^%\s]+)%")
-)
+VARIABLE_PREFIX = "%recipient."
+MAX_CALL_BYTES = 20 * 1024 * 1024  # Mailgun refuses messages over 25 MB
+
+
+def tag(name: str) -> str:
+    return f"{VARIABLE_PREFIX}{name}%"
+
+
+def _safe(text: str) -> bool:
+    return VARIABLE_PREFIX not in text
 
 
 class MailgunBackend(HttpBackend):
@@ -41,6 +50,7 @@ class MailgunBackend(HttpBackend):
     provider: ClassVar[str] = "Mailgun"
     default_base_url: ClassVar[str] = "https://api.mailgun.net"  # EU: https://api.eu.mailgun.net
     max_batch_size: ClassVar[int] = 1000
+    default_rate: ClassVar[float] = 100.0
     validate_addresses: ClassVar[bool] = True
 
     def __init__(self, api_key: str, *, domain: str, **kwargs: Any) -> None:
@@ -68,7 +78,7 @@ class MailgunBackend(HttpBackend):
         return self._auth
 
     def plan(self, messages: Sequence[OutgoingMessage], indexes: list[int]) -> list[ApiCall]:
-        groups = group_for_merge(messages, indexes, PLACEHOLDERS)
+        groups = group_for_merge(messages, indexes, is_safe=_safe, max_call_bytes=MAX_CALL_BYTES)
         return [ApiCall(group.indexes, self._path, form=_form(messages, group)) for group in groups]
 
     def parse(
@@ -99,19 +109,22 @@ def _form(messages: Sequence[OutgoingMessage], group: MergeGroup) -> list[tuple[
     first = members[0]
     form = [("from", first.sender)]
     form.extend(("to", format_address(m.to, m.to_name)) for m in members)
-    if len(members) == 1:  # no recipient variables: the message exactly as rendered
+    parts = group.parts
+    if len(members) == 1 or parts is None:  # no recipient variables: the bodies as they are
         form.extend([("html", first.html), ("text", first.text)])
+        per_recipient: list[dict[str, str]] = [{}]
     else:
-        form.extend([("html", group.html), ("text", group.text)])
+        form.append(("html", parts.html_template.render(lambda n: tag(f"h{n}"))))
+        form.append(("text", parts.text_template.render(lambda n: tag(f"t{n}"))))
+        per_recipient = [_slot_values(m) for m in members]
     if first.reply_to:
         form.append(("h:Reply-To", first.reply_to))
-    per_recipient: list[dict[str, str]] = [dict(values) for values in group.values]
 
     def field_value(name: str, values: list[str]) -> None:
         if len(members) == 1 or all(value == values[0] for value in values):
             form.append((name, values[0]))
             return
-        form.append((name, PLACEHOLDERS.tag(name)))
+        form.append((name, tag(name)))
         for own, value in zip(per_recipient, values, strict=True):
             own[name] = value
 
@@ -125,3 +138,11 @@ def _form(messages: Sequence[OutgoingMessage], group: MergeGroup) -> list[tuple[
         variables = {m.to: own for m, own in zip(members, per_recipient, strict=True)}
         form.append(("recipient-variables", orjson.dumps(variables).decode()))
     return form
+
+
+def _slot_values(message: OutgoingMessage) -> dict[str, str]:
+    merge = message.merge
+    assert merge is not None  # grouped with others only when it has merge parts
+    values = {f"h{n}": value for n, value in enumerate(merge.html_values)}
+    values.update({f"t{n}": value for n, value in enumerate(merge.text_values)})
+    return values

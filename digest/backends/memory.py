@@ -28,6 +28,7 @@ class MemoryBackend(EmailBackend):
 
     name: ClassVar[str] = "memory"
     max_batch_size: ClassVar[int] = 1000
+    default_rate: ClassVar[float] = 1000.0
 
     def __init__(self) -> None:
         self.sent: list[OutgoingMessage] = []

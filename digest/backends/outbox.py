@@ -49,6 +49,7 @@ class OutboxBackend(EmailBackend):
 
     name: ClassVar[str] = "outbox"
     max_batch_size: ClassVar[int] = 1000
+    default_rate: ClassVar[float] = 1000.0  # local files
     # Re-sending overwrites the same file, so a resend can never duplicate a message.
     supports_idempotency: ClassVar[bool] = True
 

@@ -38,6 +38,8 @@ class PostmarkBackend(ApiKeyBackend):
     provider: ClassVar[str] = "Postmark"
     default_base_url: ClassVar[str] = "https://api.postmarkapp.com"
     max_batch_size: ClassVar[int] = 500
+    # No documented per-second limit; batches of up to 500 (50 MB per call).
+    default_rate: ClassVar[float] = 100.0
 
     def __init__(self, server_token: str, *, message_stream: str = "broadcast", **kwargs: Any):
         super().__init__(server_token, **kwargs)

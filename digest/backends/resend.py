@@ -33,6 +33,8 @@ class ResendBackend(ApiKeyBackend):
     provider: ClassVar[str] = "Resend"
     default_base_url: ClassVar[str] = "https://api.resend.com"
     max_batch_size: ClassVar[int] = 100
+    # Resend allows 2 requests per second by default: one full call per second is 100.
+    default_rate: ClassVar[float] = 100.0
     supports_idempotency: ClassVar[bool] = True
 
     def plan(self, messages: Sequence[OutgoingMessage], indexes: list[int]) -> list[ApiCall]:

@@ -1,17 +1,25 @@
-"""SendGrid: ``POST /v3/mail/send`` with one personalization per message (up to 1,000).
+"""SendGrid: ``POST /v3/mail/send`` with one personalization per message.
 
-SendGrid sends one content to every personalization of a call, so the body is sent as a
-template and each personalization carries its own ``substitutions``
-(``digest.backends.merge`` recovers the template; messages that cannot share one go in calls of
-their own). Each personalization also carries its own subject, headers (List-Unsubscribe) and
+SendGrid sends one content to every personalization of a call, so the content variant's
+templates go once, each slot written as a substitution tag, and each personalization carries
+its own ``substitutions`` (``digest.backends.merge`` decides which messages share a call).
+Tags are ``%<nonce>h0%`` (HTML part, slot 0) and ``%<nonce>t0%`` (text part): the HTML part
+gets the HTML-escaped values, the text part the plain ones. The nonce is random per backend, so
+no comparison or subscriber text can contain a tag, and a message whose text does anyway is
+sent alone. Each personalization also carries its own subject, headers (List-Unsubscribe) and
 ``custom_args`` (metadata plus our Message-ID). SendGrid answers ``202`` with one
 ``X-Message-Id`` for the call; a ``400`` that blames only some personalizations' addresses
 rejects those messages and the others are sent again without them.
+
+Documented limits (Mail Send API): 1,000 personalizations and 1,000 recipients per request,
+each address once per request; substitutions up to 10,000 bytes per personalization (the
+older, stricter figure); 30 MB per request.
 """
 
 from __future__ import annotations
 
 import re
+import secrets
 from collections.abc import Mapping, Sequence
 from email.utils import parseaddr
 from typing import Any, ClassVar
@@ -21,13 +29,11 @@ import orjson
 
 from digest.backends.base import ResultStatus, SendResult
 from digest.backends.http import ApiCall, ApiKeyBackend
-from digest.backends.merge import MergeGroup, Placeholders, group_for_merge
+from digest.backends.merge import MergeGroup, group_for_merge
 from digest.message import OutgoingMessage
 
-PLACEHOLDERS = Placeholders(
-    tag=lambda key: f"[%dg_{key}%]", pattern=re.compile(r"\[%dg_([A-Za-z0-9_]+)%\]")
-)
 MAX_SUBSTITUTION_BYTES = 10_000  # per personalization
+MAX_CALL_BYTES = 27 * 1024 * 1024  # SendGrid refuses 30 MB; room for JSON escaping
 _BLAMED_ADDRESS = re.compile(r"^personalizations\.(\d+)\.to\b")
 
 
@@ -38,16 +44,67 @@ class SendGridBackend(ApiKeyBackend):
     provider: ClassVar[str] = "SendGrid"
     default_base_url: ClassVar[str] = "https://api.sendgrid.com"
     max_batch_size: ClassVar[int] = 1000
+    default_rate: ClassVar[float] = 100.0
     validate_addresses: ClassVar[bool] = True
 
+    def __init__(self, api_key: str, **kwargs: Any) -> None:
+        super().__init__(api_key, **kwargs)
+        self.nonce = secrets.token_hex(8)
+
+    def tag(self, part: str, slot: int) -> str:
+        """The substitution tag of ``slot`` in ``part`` (``h``: HTML, ``t``: text)."""
+        return f"%{self.nonce}{part}{slot}%"
+
     def plan(self, messages: Sequence[OutgoingMessage], indexes: list[int]) -> list[ApiCall]:
+        nonce = self.nonce
         groups = group_for_merge(
-            messages, indexes, PLACEHOLDERS, max_values_bytes=MAX_SUBSTITUTION_BYTES
+            messages,
+            indexes,
+            is_safe=lambda text: nonce not in text,
+            max_call_bytes=MAX_CALL_BYTES,
+            max_values_bytes=MAX_SUBSTITUTION_BYTES,
         )
         return [
-            ApiCall(group.indexes, "/v3/mail/send", json=_payload(messages, group))
+            ApiCall(group.indexes, "/v3/mail/send", json=self.payload(messages, group))
             for group in groups
         ]
+
+    def payload(self, messages: Sequence[OutgoingMessage], group: MergeGroup) -> dict[str, Any]:
+        members = [messages[index] for index in group.indexes]
+        first, parts = members[0], group.parts
+        personalizations = []
+        for message in members:
+            personalization: dict[str, Any] = {
+                "to": [_contact(message.to, message.to_name)],
+                "subject": message.subject,
+                "custom_args": {**message.metadata, "message_id": message.message_id},
+            }
+            if message.headers:
+                personalization["headers"] = dict(message.headers)
+            if parts is not None and message.merge is not None:
+                own = message.merge
+                substitutions = {self.tag("h", n): v for n, v in enumerate(own.html_values)}
+                substitutions.update({self.tag("t", n): v for n, v in enumerate(own.text_values)})
+                personalization["substitutions"] = substitutions
+            personalizations.append(personalization)
+        if parts is None:
+            text, html = first.text, first.html
+        else:
+            text = parts.text_template.render(lambda n: self.tag("t", n))
+            html = parts.html_template.render(lambda n: self.tag("h", n))
+        sender_name, sender_address = parseaddr(first.sender)
+        payload: dict[str, Any] = {
+            "personalizations": personalizations,
+            "from": _contact(sender_address, sender_name),
+            "content": [
+                {"type": "text/plain", "value": text},
+                {"type": "text/html", "value": html},
+            ],
+        }
+        if first.reply_to:
+            reply_name, reply_address = parseaddr(first.reply_to)
+            payload["reply_to"] = _contact(reply_address, reply_name)
+        return payload
 
     def parse(
         self, call: ApiCall, response: httpx.Response, messages: Sequence[OutgoingMessage]
@@ -97,35 +154,3 @@ class SendGridBackend(ApiKeyBackend):
 
 def _contact(address: str, name: str = "") -> dict[str, str]:
     return {"email": address, "name": name} if name else {"email": address}
-
-
-def _payload(messages: Sequence[OutgoingMessage], group: MergeGroup) -> dict[str, Any]:
-    members = [messages[index] for index in group.indexes]
-    first = members[0]
-    sender_name, sender_address = parseaddr(first.sender)
-    personalizations = []
-    for message, values in zip(members, group.values, strict=True):
-        personalization: dict[str, Any] = {
-            "to": [_contact(message.to, message.to_name)],
-            "subject": message.subject,
-            "custom_args": {**message.metadata, "message_id": message.message_id},
-        }
-        if message.headers:
-            personalization["headers"] = dict(message.headers)
-        if values:
-            personalization["substitutions"] = {
-                PLACEHOLDERS.tag(key): value for key, value in values.items()
-            }
-        personalizations.append(personalization)
-    payload: dict[str, Any] = {
-        "personalizations": personalizations,
-        "from": _contact(sender_address, sender_name),
-        "content": [
-            {"type": "text/plain", "value": group.text},
-            {"type": "text/html", "value": group.html},
-        ],
-    }
-    if first.reply_to:
-        reply_name, reply_address = parseaddr(first.reply_to)
-        payload["reply_to"] = _contact(reply_address, reply_name)
-    return payload

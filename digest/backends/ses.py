@@ -13,6 +13,7 @@ header is exactly ours. Requests are signed with SigV4 (``digest.backends.sigv4`
 from __future__ import annotations
 
 import base64
+import logging
 import re
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -30,6 +31,8 @@ from digest.message import OutgoingMessage
 if TYPE_CHECKING:
     from digest.config import Settings
 
+ACCOUNT_PATH = "/v2/email/account"
+logger = logging.getLogger(__name__)
 _THROTTLED = {"TooManyRequests", "Throttling", "LimitExceeded"}
 _ACCOUNT_BLOCKED = {
     "SendingPaused": "sending is paused for this SES account",
@@ -49,6 +52,8 @@ class SesBackend(HttpBackend):
     default_base_url: ClassVar[str] = "https://email.{region}.amazonaws.com"
     credentials_setting: ClassVar[str] = "DIGEST_SES_ACCESS_KEY_ID and DIGEST_SES_SECRET_ACCESS_KEY"
     max_batch_size: ClassVar[int] = 1
+    # SES's default production quota; the account's own comes from GetAccount.
+    default_rate: ClassVar[float] = 14.0
 
     def __init__(
         self,
@@ -67,6 +72,7 @@ class SesBackend(HttpBackend):
         self._session_token = session_token
         self.region = region
         self.configuration_set = configuration_set
+        self._account_rate: tuple[float | None] | None = None  # asked once per backend
 
     @classmethod
     def from_settings(
@@ -86,6 +92,44 @@ class SesBackend(HttpBackend):
 
     def auth_headers(self) -> dict[str, str]:
         return {}
+
+    def account_send_rate(self) -> float | None:
+        """``SendQuota.MaxSendRate`` from ``GET /v2/email/account`` (asked once); None when
+        the call fails, so the caller falls back to the default rate."""
+        if self._account_rate is None:
+            self._account_rate = (self._ask_send_rate(),)
+        return self._account_rate[0]
+
+    def _ask_send_rate(self) -> float | None:
+        url = self.base_url + ACCOUNT_PATH
+        headers = {"Accept": "application/json"}
+        headers.update(
+            sigv4.sign(
+                "GET",
+                url,
+                {},
+                b"",
+                access_key_id=self.access_key_id,
+                secret_access_key=self._secret,
+                region=self.region,
+                service="ses",
+                session_token=self._session_token,
+            )
+        )
+        try:
+            response = self.client.get(url, headers=headers)
+            quota = orjson.loads(response.content)["SendQuota"] if response.is_success else None
+            rate = float(quota["MaxSendRate"]) if quota is not None else None
+        except (httpx.HTTPError, orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+            logger.warning("SES GetAccount failed (%s); using the default send rate", exc)
+            return None
+        if rate is None:
+            logger.warning(
+                "SES GetAccount answered HTTP %s (%s); using the default send rate",
+                response.status_code,
+                self.error_detail(response),
+            )
+        return rate if rate is None or rate > 0 else None
 
     def sign(self, url: str, headers: dict[str, str], body: bytes) -> None:
         headers.update(

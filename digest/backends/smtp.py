@@ -52,6 +52,8 @@ class SmtpBackend(EmailBackend):
 
     name: ClassVar[str] = "smtp"
     max_batch_size: ClassVar[int] = 100
+    # Messages per connection; relays rarely publish a rate, so stay modest by default.
+    default_rate: ClassVar[float] = 20.0
 
     def __init__(
         self,

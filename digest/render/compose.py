@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 
 from digest.config import Settings
 from digest.errors import ConfigError
-from digest.message import OutgoingMessage, sanitize_display_name
+from digest.message import MergeParts, OutgoingMessage, sanitize_display_name
 from digest.render.subject import clean_header_text
 from subscribers.tokens import Purpose, TokenSigner, preferences_url, unsubscribe_url
 
@@ -159,11 +159,14 @@ class MessageContext:
 
 @dataclass(frozen=True, slots=True)
 class Personalized:
-    """One recipient's copy of a variant: both bodies and the unsubscribe URL."""
+    """One recipient's copy of a variant: both bodies, the slot values that filled them (in
+    ``Slot`` order, HTML-escaped for the HTML part) and the unsubscribe URL."""
 
     html: str
     text: str
     unsubscribe_url: str
+    html_values: tuple[str, str, str]
+    text_values: tuple[str, str, str]
 
 
 def personalize(variant: CompiledVariant, recipient: Recipient) -> Personalized:
@@ -178,17 +181,19 @@ def personalize(variant: CompiledVariant, recipient: Recipient) -> Personalized:
     preferences_token = make(subscriber_id, Purpose.PREFERENCES)
     unsubscribe = context.unsubscribe_prefix + unsubscribe_token
     greeting, greeting_html = context.greeting(recipient.name)
-    html = variant.html.fill(
-        (
-            greeting_html,
-            context.unsubscribe_prefix_html + unsubscribe_token,
-            context.preferences_prefix_html + preferences_token,
-        )
+    html_values = (
+        greeting_html,
+        context.unsubscribe_prefix_html + unsubscribe_token,
+        context.preferences_prefix_html + preferences_token,
     )
-    text = variant.text.fill(
-        (greeting, unsubscribe, context.preferences_prefix + preferences_token)
+    text_values = (greeting, unsubscribe, context.preferences_prefix + preferences_token)
+    return Personalized(
+        variant.html.fill(html_values),
+        variant.text.fill(text_values),
+        unsubscribe,
+        html_values,
+        text_values,
     )
-    return Personalized(html, text, unsubscribe)
 
 
 def compose(
@@ -218,4 +223,5 @@ def compose(
         },
         idempotency_key=idempotency_key,
         metadata=metadata or {},
+        merge=MergeParts(variant.html, variant.text, copy.html_values, copy.text_values),
     )

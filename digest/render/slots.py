@@ -21,6 +21,7 @@ import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from digest.message import BodyTemplate
 from digest.render.view import SlotMarkers
 
 
@@ -61,16 +62,10 @@ class SlotError(ValueError):
 
 
 @dataclass(frozen=True, slots=True)
-class SlotTemplate:
-    """A compiled part split on its markers.
-
-    ``chunks`` holds the literal text with ``None`` where a slot goes; ``positions`` pairs
-    each ``None`` with the index of its value (``Slot`` values, stored as plain ints because
-    ``fill`` runs once per recipient).
-    """
-
-    chunks: tuple[str | None, ...]
-    positions: tuple[tuple[int, int], ...]
+class SlotTemplate(BodyTemplate):
+    """A compiled part split on its markers (``digest.message.BodyTemplate``, the shape a
+    message carries to the backends); ``positions`` index ``Slot`` values, stored as plain
+    ints because ``fill`` runs once per recipient."""
 
     @classmethod
     def parse(
@@ -93,13 +88,6 @@ class SlotTemplate:
             raise SlotError(f"the compiled template has no slot for: {names}")
         return cls(tuple(chunks), tuple(positions))
 
-    def fill(self, values: Sequence[str]) -> str:
-        """The part with each slot replaced by ``values[slot]`` (already escaped as needed)."""
-        parts = list(self.chunks)
-        for position, index in self.positions:
-            parts[position] = values[index]
-        return "".join(parts)  # type: ignore[arg-type]  # every None was replaced above
-
     def fill_named(self, values: Mapping[Slot, str]) -> str:
         return self.fill([values[slot] for slot in Slot])
 
@@ -107,8 +95,3 @@ class SlotTemplate:
     def slots(self) -> tuple[Slot, ...]:
         """The slots in document order."""
         return tuple(Slot(index) for _, index in self.positions)
-
-    @property
-    def size(self) -> int:
-        """Characters of literal text (the filled part is this plus the values)."""
-        return sum(len(chunk) for chunk in self.chunks if chunk is not None)

@@ -9,15 +9,42 @@ from typing import Any
 import httpx
 import orjson
 
-from digest.message import OutgoingMessage
+from digest.message import BodyTemplate, MergeParts, OutgoingMessage
 
 Answer = httpx.Response | Exception | Callable[[httpx.Request], httpx.Response]
 
 
+# One content variant's templates: slot 0 is the greeting name, slot 1 the unsubscribe URL.
+HTML_TEMPLATE = BodyTemplate(
+    (
+        "<html><body><p>Hello ",
+        None,
+        ",</p><p>The verdicts.</p>",
+        '<a href="',
+        None,
+        '">Unsubscribe</a></body></html>',
+    ),
+    ((1, 0), (4, 1)),
+)
+TEXT_TEMPLATE = BodyTemplate(
+    ("Hello ", None, ",\n\nThe verdicts.\n\nUnsubscribe: ", None, "\n"), ((1, 0), (3, 1))
+)
+
+
 def build_message(n: int = 1, **overrides: Any) -> OutgoingMessage:
-    """Message number ``n`` of an edition: its own recipient, Message-ID and unsubscribe URL."""
+    """Message number ``n`` of an edition: its own recipient, Message-ID and unsubscribe URL.
+
+    Its bodies are the shared templates filled with its values (``merge``), as rendering
+    makes them; overriding a body drops ``merge``, so the message is sent as it is.
+    """
     token = f"tok{n:05d}"
     url = f"https://verdicts.example.com/u/{token}?list=weekly&s={n}"
+    merge = MergeParts(
+        HTML_TEMPLATE,
+        TEXT_TEMPLATE,
+        (f"Reader {n}", url.replace("&", "&amp;")),
+        (f"Reader {n}", url),
+    )
     fields: dict[str, Any] = {
         "sender": "Weekly AI Tool Verdicts <digest@verdicts.example.com>",
         "to": f"reader{n}@example.org",
@@ -38,7 +65,10 @@ def build_message(n: int = 1, **overrides: Any) -> OutgoingMessage:
         },
         "idempotency_key": f"weekly-2025-w07-{n}",
         "metadata": {"edition": "weekly-2025-w07", "subscriber": str(n)},
+        "merge": merge,
     }
+    if ("html" in overrides or "text" in overrides) and "merge" not in overrides:
+        fields["merge"] = None
     fields.update(overrides)
     return OutgoingMessage(**fields)
 

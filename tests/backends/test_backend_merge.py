@@ -1,81 +1,215 @@
-"""Recovering one template from a batch of rendered messages (Mailgun, SendGrid)."""
+"""Merge providers (SendGrid, Mailgun) send one call per content variant, and every recipient
+gets exactly the body Postmark would have sent.
+
+The fakes rebuild each recipient's message from the request as the provider does: SendGrid
+replaces each substitution tag of the personalization, Mailgun each ``%recipient.key%`` from
+``recipient-variables``. Both replace key after key, so a value that smuggled in another key's
+tag would be caught here as a body that differs from Postmark's.
+"""
 
 from __future__ import annotations
 
-import re
+import datetime as dt
+import json
+from email.utils import parseaddr
+from pathlib import Path
+from urllib.parse import parse_qsl
 
-from backend_fakes import build_batch, build_message
+import httpx
+import orjson
+import pytest
+from backend_fakes import FakeApi, build_batch, build_message, json_response
 
-from digest.backends.merge import Placeholders, group_for_merge, personal_values, template_of
+from digest.backends.mailgun import MailgunBackend
+from digest.backends.merge import group_for_merge
+from digest.backends.postmark import PostmarkBackend
+from digest.backends.sendgrid import SendGridBackend
+from digest.config import Settings
+from digest.content.validate import validate_comparison
+from digest.content.weeks import IsoWeek
 from digest.message import OutgoingMessage
+from digest.render.compose import Recipient
+from digest.render.edition import EditionRenderer
 
-TAGS = Placeholders(tag=lambda key: f"{{{{{key}}}}}", pattern=re.compile(r"\{\{([a-z0-9_]+)\}\}"))
-
-
-def test_batch_of_one_edition_shares_one_template() -> None:
-    batch = build_batch(5)
-    groups = group_for_merge(batch, range(5), TAGS)
-    assert len(groups) == 1
-    group = groups[0]
-    assert group.indexes == [0, 1, 2, 3, 4]
-    assert "tok0000" not in group.html and "Reader 3" not in group.text
-    for index, values in zip(group.indexes, group.values, strict=True):
-        assert TAGS.render(group.html, values) == batch[index].html
-        assert TAGS.render(group.text, values) == batch[index].text
+HOSTILE_NAMES = [
+    '<script>alert("x")</script>',
+    'Ann & Bob\'s "quotes" <b>bold</b>',
+    "{{ 7 * 7 }} {% if 1 %}jinja{% endif %}",
+    "-name- [%dg_to%] %name% *|FNAME|*",
+    "Zoë \u202e Ünïcode ✓",
+    "x" * 300,
+]
+Bodies = dict[str, tuple[str, str]]  # address -> (html, text)
 
 
-def test_url_encoded_address_and_escaped_url_are_recognised() -> None:
-    def message(n: int) -> OutgoingMessage:
-        return build_message(
-            n,
-            html=f'<a href="https://x.example/p?e=reader{n}%40example.org&amp;n=1">prefs</a>',
-            text=f"https://x.example/p?e=reader{n}%40example.org&n=1",
+def _renderer(comparisons_dir: Path) -> EditionRenderer:
+    settings = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        environment="test",
+        database_url="sqlite://",
+        secret_key="merge-test-secret-0123456789abcdef",
+        base_url="https://verdicts.example.com",
+    )
+    paths = sorted(comparisons_dir.glob("*.json"))[:3]
+    docs = [validate_comparison(json.loads(p.read_text(encoding="utf-8")), p.name) for p in paths]
+    week = IsoWeek.containing(docs[0].published_at, dt.UTC)
+    return EditionRenderer(
+        settings, docs, week=week, archive_url="https://verdicts.example.com/e/1"
+    )
+
+
+def _edition(comparisons_dir: Path, names: list[str]) -> list[OutgoingMessage]:
+    variant = _renderer(comparisons_dir).variant_for(())
+    assert variant is not None
+    return [
+        variant.message_for(
+            Recipient(n + 1, f"reader{n}@example.org", name),
+            message_id=f"<m{n}@verdicts.example.com>",
+            metadata={"edition": "1", "subscriber": str(n + 1)},
         )
-
-    batch = [message(n) for n in (1, 2)]
-    groups = group_for_merge(batch, [0, 1], TAGS)
-    assert len(groups) == 1
-    assert "{{to_q}}" in groups[0].html
+        for n, name in enumerate(names)
+    ]
 
 
-def test_messages_differing_beyond_personal_values_are_split() -> None:
-    batch = [build_message(1), build_message(2, html="<p>other</p>"), build_message(3)]
-    groups = group_for_merge(batch, [0, 1, 2], TAGS)
-    assert [g.indexes for g in groups] == [[0, 2], [1]]
+def _names(count: int, extra: list[str]) -> list[str]:
+    names = [f"Reader {n}" if n % 3 else "" for n in range(count)]
+    for position, name in enumerate(extra):
+        names[7 + position * 11] = name
+    return names
 
 
-def test_one_address_never_twice_in_a_group() -> None:
-    batch = [build_message(1), build_message(1), build_message(2)]
-    groups = group_for_merge(batch, [0, 1, 2], TAGS)
-    assert [g.indexes for g in groups] == [[0, 2], [1]]
+def _postmark_bodies(messages: list[OutgoingMessage]) -> Bodies:
+    def answer(request: httpx.Request) -> httpx.Response:
+        count = len(orjson.loads(request.content))
+        return json_response(200, [{"ErrorCode": 0, "MessageID": f"pm{n}"} for n in range(count)])
+
+    api = FakeApi(answer)
+    backend = PostmarkBackend("token", transport=api.transport)
+    for start in range(0, len(messages), backend.max_batch_size):
+        backend.send_batch(messages[start : start + backend.max_batch_size])
+    bodies: Bodies = {}
+    for request in api.requests:
+        for item in orjson.loads(request.content):
+            bodies[parseaddr(item["To"])[1]] = (item["HtmlBody"], item["TextBody"])
+    return bodies
 
 
-def test_placeholder_syntax_in_the_body_sends_the_message_alone() -> None:
-    odd = build_message(2, text="Literally {{to}} here")
-    groups = group_for_merge([build_message(1), odd], [0, 1], TAGS)
-    alone = [g for g in groups if g.alone]
-    assert [g.indexes for g in alone] == [[1]]
-    assert alone[0].text == odd.text
-    assert alone[0].values == [{}]
-    assert template_of(odd, TAGS) is None
+def _sendgrid_bodies(api: FakeApi) -> Bodies:
+    bodies: Bodies = {}
+    for request in api.requests:
+        body = orjson.loads(request.content)
+        text, html = (part["value"] for part in body["content"])
+        for personalization in body["personalizations"]:
+            own_html, own_text = html, text
+            for tag, value in personalization.get("substitutions", {}).items():
+                own_html, own_text = own_html.replace(tag, value), own_text.replace(tag, value)
+            bodies[personalization["to"][0]["email"]] = (own_html, own_text)
+    return bodies
 
 
-def test_value_size_cap_sends_the_message_alone() -> None:
-    groups = group_for_merge(build_batch(2), [0, 1], TAGS, max_values_bytes=10)
-    assert all(g.alone for g in groups)
-    assert len(groups) == 2
+def _mailgun_bodies(api: FakeApi) -> Bodies:
+    bodies: Bodies = {}
+    for request in api.requests:
+        form = parse_qsl(request.content.decode("ascii"), keep_blank_values=True)
+        fields = dict(form)
+        variables: dict[str, dict[str, str]] = orjson.loads(fields.get("recipient-variables", "{}"))
+        for to in (value for key, value in form if key == "to"):
+            address = parseaddr(to)[1]
+            html, text = fields["html"], fields["text"]
+            for key, value in variables.get(address, {}).items():
+                tag = f"%recipient.{key}%"
+                html, text = html.replace(tag, value), text.replace(tag, value)
+            bodies[address] = (html, text)
+    return bodies
 
 
-def test_short_values_are_not_replaced() -> None:
-    message = build_message(1, to_name="Al", html="<p>Al likes Alternatives</p>")
-    assert all(value != "Al" for _, value in personal_values(message))
-    found = template_of(message, TAGS)
-    assert found is not None
-    assert found[0] == message.html
+SENDGRID_OK = httpx.Response(202, headers={"X-Message-Id": "sg"})
+MAILGUN_OK = json_response(200, {"id": "<mg@example.com>", "message": "Queued."})
 
 
-def test_value_that_would_not_render_back_exactly_is_refused() -> None:
-    # The name is a substring of the placeholder written for a longer value.
-    message = build_message(1, to_name="to_q}", html="<p>reader1%40example.org to_q}</p>")
-    found = template_of(message, TAGS)
-    assert found is None or TAGS.render(found[0], found[2]) == message.html
+@pytest.mark.parametrize("provider", ["sendgrid", "mailgun"])
+def test_a_thousand_recipients_of_one_variant_in_one_call_as_postmark_sends_them(
+    provider: str, comparisons_dir: Path
+) -> None:
+    messages = _edition(comparisons_dir, _names(1000, HOSTILE_NAMES))
+    expected = _postmark_bodies(messages)
+    assert len(expected) == 1000 and len(set(expected.values())) == 1000  # all personal
+    if provider == "sendgrid":
+        api = FakeApi(SENDGRID_OK)
+        results = SendGridBackend("SG.key", transport=api.transport).send_batch(messages)
+        got = _sendgrid_bodies(api)
+        assert len(api.body()["personalizations"]) == 1000
+    else:
+        api = FakeApi(MAILGUN_OK)
+        backend = MailgunBackend("key", domain="mg.example.com", transport=api.transport)
+        results = backend.send_batch(messages)
+        got = _mailgun_bodies(api)
+    assert len(api.requests) == 1
+    assert all(result.accepted for result in results)
+    assert got == expected
+    # The template went once: the request is far smaller than the bodies it carries.
+    assert len(api.last.content) < sum(len(html) for html, _ in expected.values()) / 20
+    hostile = got[f"reader{7}@example.org"][0]
+    assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in hostile or (
+        "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in hostile
+    )
+
+
+def test_a_value_carrying_a_providers_tag_is_sent_alone_and_unchanged(
+    comparisons_dir: Path,
+) -> None:
+    sendgrid_api, mailgun_api = FakeApi(SENDGRID_OK), FakeApi(MAILGUN_OK)
+    sendgrid = SendGridBackend("SG.key", transport=sendgrid_api.transport)
+    mailgun = MailgunBackend("key", domain="mg.example.com", transport=mailgun_api.transport)
+    forged = [
+        f"Eve {sendgrid.tag('h', 2)} {sendgrid.tag('t', 1)}",
+        "Mallory %recipient.h1% %recipient.t2% %recipient.h:List-Unsubscribe%",
+    ]
+    messages = _edition(comparisons_dir, _names(100, forged))
+    expected = _postmark_bodies(messages)
+
+    sendgrid.send_batch(messages)
+    assert _sendgrid_bodies(sendgrid_api) == expected
+    assert len(sendgrid_api.requests) == 2  # Eve alone
+    mailgun.send_batch(messages)
+    assert _mailgun_bodies(mailgun_api) == expected
+    assert len(mailgun_api.requests) == 2  # Mallory alone
+    alone = dict(parse_qsl(mailgun_api.requests[0].content.decode("ascii")))
+    if "recipient-variables" in alone:
+        alone = dict(parse_qsl(mailgun_api.requests[1].content.decode("ascii")))
+    assert "Mallory" in alone["to"] and "recipient-variables" not in alone
+
+
+def test_messages_without_merge_parts_go_alone_and_variants_apart() -> None:
+    batch = [*build_batch(3), build_message(4, html="<p>other</p>"), *build_batch(2, start=5)]
+    groups = group_for_merge(batch, range(6), is_safe=lambda _text: True, max_call_bytes=10**9)
+    assert [group.indexes for group in groups] == [[0, 1, 2, 4, 5], [3]]
+    assert groups[1].parts is None
+
+
+def test_a_call_never_holds_one_address_twice_nor_more_than_its_size() -> None:
+    batch = [build_message(1), build_message(2, to="READER1@example.org"), build_message(3)]
+    groups = group_for_merge(batch, range(3), is_safe=lambda _text: True, max_call_bytes=10**9)
+    assert [group.indexes for group in groups] == [[0, 2], [1]]
+    small = group_for_merge(
+        build_batch(10), range(10), is_safe=lambda _text: True, max_call_bytes=2_500
+    )
+    assert len(small) > 1 and sorted(i for g in small for i in g.indexes) == list(range(10))
+    assert all(group.size <= 2_500 or len(group.indexes) == 1 for group in small)
+
+
+def test_values_over_the_per_recipient_cap_go_alone() -> None:
+    batch = [build_message(1), build_message(2, to_name="n")]
+    long_name = build_message(3)
+    assert long_name.merge is not None
+    merge = long_name.merge.__class__(
+        long_name.merge.html_template,
+        long_name.merge.text_template,
+        ("y" * 20_000, long_name.merge.html_values[1]),
+        ("y" * 20_000, long_name.merge.text_values[1]),
+    )
+    batch.append(build_message(3, merge=merge))
+    groups = group_for_merge(
+        batch, range(3), is_safe=lambda _text: True, max_call_bytes=10**9, max_values_bytes=10_000
+    )
+    assert [group.indexes for group in groups] == [[0, 1], [2]]
