@@ -177,7 +177,8 @@ def test_a_value_carrying_a_providers_tag_is_sent_alone_and_unchanged(
     alone = dict(parse_qsl(mailgun_api.requests[0].content.decode("ascii")))
     if "recipient-variables" in alone:
         alone = dict(parse_qsl(mailgun_api.requests[1].content.decode("ascii")))
-    assert "Mallory" in alone["to"] and "recipient-variables" not in alone
+    assert parseaddr(alone["to"])[1] == "reader18@example.org"  # Mallory
+    assert "recipient-variables" not in alone
 
 
 def test_messages_without_merge_parts_go_alone_and_variants_apart() -> None:
