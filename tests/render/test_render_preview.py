@@ -210,3 +210,45 @@ def test_serve_renders_fresh_templates_and_reports_changes(
     assert text.headers["content-type"].startswith("text/plain")
     assert "Hi Zoë Fontaine," in text.text
     assert client.get("/", params={"as": "gone@example.com"}).status_code == 404
+
+
+def _edit_title(engine: Engine, slug: str, title: str) -> None:
+    from digest.content.store import get_comparison, upsert_comparison
+
+    with Session(engine) as session:
+        doc = get_comparison(session, slug)
+        assert doc is not None
+        upsert_comparison(session, doc.model_copy(update={"title": title}), "edited")
+        session.commit()
+
+
+def test_before_the_edition_exists_the_current_selection_is_shown(preview_env: Engine) -> None:
+    _edit_title(preview_env, "deskpilot-vs-ticketsmith", "Deskpilot vs Ticketsmith, revised")
+    result = runner.invoke(app, ["preview", "--week", "2026-W47"])
+    assert result.exit_code == 0, result.output
+    assert "Deskpilot vs Ticketsmith, revised" in result.stdout
+    assert "edition" not in result.stderr
+
+
+def test_once_the_edition_exists_its_frozen_snapshots_are_shown(preview_env: Engine) -> None:
+    from digest.editions.service import open_edition
+    from digest.render.edition import subject_for
+
+    settings = get_settings()
+    week = IsoWeek(2026, 47)
+    outcome = open_edition(preview_env, settings, week, subject_for=subject_for(settings, week))
+    assert outcome.edition is not None
+    _edit_title(preview_env, "deskpilot-vs-ticketsmith", "Deskpilot vs Ticketsmith, revised")
+    before = _counts(preview_env)
+
+    result = runner.invoke(app, ["preview", "--week", "2026-W47"])
+    assert result.exit_code == 0, result.output
+    assert "Deskpilot vs Ticketsmith" in result.stdout
+    assert "revised" not in result.stdout  # what the send uses, not the edited content
+    notes = [line for line in result.stderr.splitlines() if "edition" in line]
+    assert notes == [
+        f"note: rendered from edition {outcome.edition.id} of 2026-W47 (sending): "
+        "its 6 frozen comparison snapshot(s), as a send uses them"
+    ]
+    assert f"/editions/{outcome.edition.id}" in result.stdout  # its archive link
+    assert _counts(preview_env) == before
