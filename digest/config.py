@@ -60,6 +60,9 @@ class Settings(BaseSettings):
         "Ship or skip: the panel's verdicts on {count_label} from the past week"
     )
     min_new_comparisons: int = Field(1, ge=1)
+    # The most HTML one email may carry, in KiB (Gmail clips at 102): comparisons beyond it
+    # become one-line entries (digest/render/budget.py).
+    email_size_budget_kb: int = Field(90, ge=16, le=100)
 
     # Delivery.
     email_backend: EmailBackendName = "outbox"

@@ -1,9 +1,10 @@
 """The RFC 5322 form of an ``OutgoingMessage``: what SMTP, SES raw sends and the outbox carry.
 
 ``build_mime`` returns a multipart/alternative message (text/plain first, then text/html,
-UTF-8, 7bit when the text allows it, else quoted-printable or base64, so no line exceeds 998
-octets) with From, To, Subject, Date, Message-ID, Reply-To (when set), MIME-Version and every
-extra header of the message, each exactly once. ``to_bytes`` serializes it with CRLF line ends.
+UTF-8, 7bit when the text allows it, else quoted-printable, never base64, so no line exceeds
+998 octets; ``MIME-Version`` only on the top level) with From, To, Subject, Date,
+Message-ID, Reply-To (when set), MIME-Version and every extra header of the message, each
+exactly once. ``to_bytes`` serializes it with CRLF line ends.
 
 From, To and Reply-To are written by ``format_address`` (quoted or RFC 2047-encoded display
 names, never folded by the email package, which leaves encoded-word look-alikes bare and folds
@@ -53,9 +54,19 @@ def build_mime(message: OutgoingMessage, *, date: datetime | None = None) -> Ema
             msg.set_raw(name, fold(name, value))
         else:
             msg[name] = value
-    msg.set_content(message.text, subtype="plain", charset="utf-8")
-    msg.add_alternative(message.html, subtype="html", charset="utf-8")
+    msg.set_content(message.text, subtype="plain", charset="utf-8", cte=_cte(message.text))
+    msg.add_alternative(message.html, subtype="html", charset="utf-8", cte=_cte(message.html))
+    for part in msg.iter_parts():
+        del part["MIME-Version"]  # RFC 2045: once, in the top-level header only
     return msg
+
+
+def _cte(body: str) -> str:
+    """7bit for ASCII with short lines, else quoted-printable: it keeps text readable (and
+    filters score base64-encoded text parts as suspicious)."""
+    if body.isascii() and all(len(line) <= MAX_LINE for line in body.splitlines()):
+        return "7bit"
+    return "quoted-printable"
 
 
 def to_bytes(msg: EmailMessage) -> bytes:

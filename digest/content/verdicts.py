@@ -1,16 +1,37 @@
-"""The derived panel verdict: the one place that turns reviews into Ship / Mixed / Skip.
+"""The derived panel verdict and the editorial rules that word it: the one place for both.
 
 Email, plain text, CLI and JSON all read these values, so they can never disagree. Rounding is
 half up and exact (integers and ``Decimal``), as the content rules require.
+
+Editorial rules (how a verdict is told to a reader):
+
+- a tool is **the panel's pick** only when its verdict is Ship or Mixed and it ranks first
+  alone (``ComparisonVerdict.outcome``): when every tool is Skip the comparison says the panel
+  would skip them (``"The panel would skip both"``), and a tie at the top says it is a toss-up;
+- a verdict is told in words and numbers: ``"Ship — 4 of 4 reviewers"`` (``ToolVerdict.line``),
+  and a percentage always says what it counts: ``"75 % ship"`` (``percent_label``);
+- averages are whole numbers in the email (``ToolVerdict.average_whole``) and exact, two
+  decimals, in JSON (``ToolVerdict.average_score``);
+- a score bar's colour follows the score (``score_band``), never the reviewer's call, so 61 and
+  60 look alike;
+- a price that repeats its entry price is shown once (``price_line``);
+- a card quotes at most one review (``pull_quote``): the dissent from the pick when there is
+  one, else the most decisive review (furthest from the middle of the scale), cut at a
+  sentence end (``quote_excerpt``);
+- a greeting uses a first name (``first_name``): an explicit one when given, else the part
+  after the comma of ``"Last, First"``, else the first word; no name, no name in the greeting.
 """
 
 from __future__ import annotations
 
 import enum
+import re
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
-from digest.content.document import ComparisonDoc, ToolDoc
+from digest.content.document import ComparisonDoc, ReviewDoc, ToolDoc
 
 SHIP_AT_LEAST = 75
 SKIP_AT_MOST = 25
@@ -87,14 +108,65 @@ class ToolVerdict:
     def reviews(self) -> int:
         return self.ship + self.skip
 
+    @property
+    def average_whole(self) -> int:
+        """The average score as the email shows it: a whole number, rounded half up."""
+        return int(self.average_score.quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+    @property
+    def count_line(self) -> str:
+        """``"4 of 4 reviewers"``: how many of the panel would ship it."""
+        return f"{self.ship} of {self.reviews} {'reviewer' if self.reviews == 1 else 'reviewers'}"
+
+    @property
+    def line(self) -> str:
+        """``"Ship — 4 of 4 reviewers"``, ``"Mixed — 2 of 4 reviewers"``."""
+        return f"{self.label.value} — {self.count_line}"
+
+    @property
+    def percent(self) -> str:
+        """``"75 % ship"``."""
+        return percent_label(self.ship_percent)
+
+
+class Outcome(enum.StrEnum):
+    PICK = "pick"  # one tool, Ship or Mixed, ranks first alone
+    TOSS_UP = "toss-up"  # a tie at the top between tools the panel would not skip
+    ALL_SKIP = "all-skip"  # the panel would skip every tool
+
 
 @dataclass(frozen=True, slots=True)
 class ComparisonVerdict:
     tools: tuple[ToolVerdict, ...]
-    recommended: ToolVerdict | None  # None: a toss-up
+    recommended: ToolVerdict | None  # the top of the ranking; None: a tie at the top
 
     def for_tool(self, slug: str) -> ToolVerdict:
         return next(tool for tool in self.tools if tool.slug == slug)
+
+    @property
+    def outcome(self) -> Outcome:
+        if all(tool.label is Label.SKIP for tool in self.tools):
+            return Outcome.ALL_SKIP
+        return Outcome.PICK if self.recommended is not None else Outcome.TOSS_UP
+
+    @property
+    def pick(self) -> ToolVerdict | None:
+        """The panel's pick: the recommended tool unless the panel would skip every tool."""
+        return self.recommended if self.outcome is Outcome.PICK else None
+
+    @property
+    def headline(self) -> str:
+        """One line a reader can act on: the pick, the toss-up or the skip."""
+        if self.outcome is Outcome.ALL_SKIP:
+            count = len(self.tools)
+            which = "it" if count == 1 else "both" if count == 2 else f"all {count}"
+            return f"The panel would skip {which}"
+        if self.pick is not None:
+            return f"The panel's pick: {self.pick.name}"
+        best = max(tool.ship_percent for tool in self.tools)
+        tied = [tool.name for tool in self.tools if tool.ship_percent == best]
+        names = " and ".join([", ".join(tied[:-1]), tied[-1]] if len(tied) > 1 else tied)
+        return f"Toss-up between {names}"
 
 
 def tool_verdict(comparison: ComparisonDoc, tool: ToolDoc) -> ToolVerdict:
@@ -127,3 +199,147 @@ def comparison_verdict(comparison: ComparisonDoc) -> ComparisonVerdict:
         top.average_score,
     )
     return ComparisonVerdict(tools=tools, recommended=None if tied else top)
+
+
+def outcome_tally(outcomes: Iterable[str]) -> str:
+    """``"This week: 4 picks, 1 toss-up, 1 to skip."`` (zero counts left out)."""
+    counts = Counter(Outcome(value) for value in outcomes)
+    parts = []
+    for outcome, one, many in (
+        (Outcome.PICK, "pick", "picks"),
+        (Outcome.TOSS_UP, "toss-up", "toss-ups"),
+        (Outcome.ALL_SKIP, "to skip", "to skip"),
+    ):
+        if counts[outcome]:
+            parts.append(f"{counts[outcome]} {one if counts[outcome] == 1 else many}")
+    return f"This week: {', '.join(parts)}." if parts else ""
+
+
+def percent_label(percent: int) -> str:
+    """A ship percentage that says what it counts: ``"75 % ship"``."""
+    return f"{percent} % ship"
+
+
+class ScoreBand(enum.StrEnum):
+    HIGH = "high"
+    MID = "mid"
+    LOW = "low"
+
+
+SCORE_HIGH_AT_LEAST = 70
+SCORE_LOW_BELOW = 50
+
+
+def score_band(score: int) -> ScoreBand:
+    """The colour band of a 0–100 score: by the score alone, never by the reviewer's call."""
+    if score >= SCORE_HIGH_AT_LEAST:
+        return ScoreBand.HIGH
+    return ScoreBand.LOW if score < SCORE_LOW_BELOW else ScoreBand.MID
+
+
+_SPACES = re.compile(r"\s+")
+_PRICE_NOISE = re.compile(r"[\s·,;:.()\-–—]+")
+
+
+def price_line(entry_price: str, pricing: str) -> str:
+    """The price, once: ``pricing`` when it starts with (or equals) the entry price, the entry
+    price when ``pricing`` is empty, else ``"entry · pricing"``."""
+    entry, full = _SPACES.sub(" ", entry_price).strip(), _SPACES.sub(" ", pricing).strip()
+    if not full:
+        return entry
+    if not entry:
+        return full
+    folded_entry = _PRICE_NOISE.sub(" ", entry.casefold()).strip()
+    folded_full = _PRICE_NOISE.sub(" ", full.casefold()).strip()
+    if folded_full == folded_entry or folded_full.startswith(folded_entry + " "):
+        return full
+    if folded_entry.startswith(folded_full + " "):
+        return entry
+    return f"{entry} · {full}"
+
+
+QUOTE_LENGTH = 200
+_SENTENCE_END = re.compile(r"(?<=[.!?…])[\"”’)]*\s+")
+
+
+def quote_excerpt(text: str, limit: int = QUOTE_LENGTH) -> str:
+    """The opening of a review for a pull quote: whole sentences up to ``limit`` characters;
+    only a first sentence longer than that is cut, at a word boundary, with ``…``."""
+    flat = _SPACES.sub(" ", text).strip()
+    if len(flat) <= limit:
+        return flat
+    kept = ""
+    for match in _SENTENCE_END.finditer(flat):
+        candidate = flat[: match.start()].rstrip()
+        if len(candidate) > limit:
+            break
+        kept = candidate
+    if kept:
+        return kept
+    cut = flat[: limit - 1]
+    space = cut.rfind(" ")
+    if space >= limit * 2 // 3:
+        cut = cut[:space]
+    return cut.rstrip(" ,;:.-–—") + "…"
+
+
+@dataclass(frozen=True, slots=True)
+class PullQuote:
+    review: ReviewDoc
+    tool_name: str
+    dissent: bool  # the reviewer voted against the panel's pick
+
+    @property
+    def excerpt(self) -> str:
+        return quote_excerpt(self.review.text)
+
+
+def pull_quote(comparison: ComparisonDoc, verdict: ComparisonVerdict) -> PullQuote | None:
+    """The one review a card quotes: a dissent from the pick, else the most decisive review."""
+    names = {tool.slug: tool.name for tool in comparison.tools}
+    pick = verdict.pick
+    if pick is not None:
+        dissents = [r for r in comparison.reviews_of(pick.slug) if r.verdict == "skip"]
+        if dissents:
+            review = min(dissents, key=lambda r: r.score)
+            return PullQuote(review, names[review.tool], dissent=True)
+    reviews = [r for r in comparison.reviews if r.tool in names]
+    if not reviews:
+        return None
+    order = {slug: index for index, slug in enumerate(names)}
+    # Most decisive: furthest from 50; the pick's reviews and earlier tools win ties.
+    review = max(
+        reviews,
+        key=lambda r: (
+            abs(r.score - 50),
+            pick is not None and r.tool == pick.slug,
+            -order[r.tool],
+        ),
+    )
+    return PullQuote(review, names[review.tool], dissent=False)
+
+
+NEUTRAL_GREETING = "Hi there,"
+MAX_FIRST_NAME = 40
+
+
+def first_name(name: str, explicit: str = "") -> str:
+    """The name a greeting uses: ``explicit`` when given, else the part after the comma of
+    ``"Last, First"``, else the first word of ``name``; ``""`` when there is none."""
+    for candidate in (explicit, name):
+        flat = _SPACES.sub(" ", candidate or "").strip()
+        if not flat:
+            continue
+        if candidate is name and "," in flat:
+            flat = flat.split(",", 1)[1].strip() or flat.split(",", 1)[0].strip()
+        word = flat if candidate is explicit else flat.split(" ", 1)[0]
+        word = word.strip(" ,;:.\"'()[]<>")
+        if word:
+            return word[:MAX_FIRST_NAME]
+    return ""
+
+
+def greeting(name: str, explicit: str = "") -> str:
+    """``"Hi Astrid,"`` for ``"Lindqvist, Astrid"``; ``"Hi there,"`` without a name."""
+    first = first_name(name, explicit)
+    return f"Hi {first}," if first else NEUTRAL_GREETING

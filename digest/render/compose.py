@@ -27,6 +27,7 @@ from email.header import Header
 from typing import TYPE_CHECKING
 
 from digest.config import Settings
+from digest.content import verdicts
 from digest.errors import ConfigError
 from digest.message import MergeParts, OutgoingMessage, sanitize_display_name
 from digest.render.subject import clean_header_text
@@ -43,11 +44,13 @@ _MAILTO = re.compile(r"^(?:mailto:)?([^\s<>@,\"]+@[^\s<>@,?\"]+)(\?[^\s<>\"]*)?$
 
 @dataclass(frozen=True, slots=True)
 class Recipient:
-    """Who a message is for: the subscriber's id (signs the links), address and name."""
+    """Who a message is for: the subscriber's id (signs the links), address, name and, when
+    the subscriber gave one, the first name the greeting uses."""
 
     subscriber_id: int
     email: str
     name: str = ""
+    first_name: str = ""
 
 
 def new_message_id(settings_or_domain: Settings | str) -> str:
@@ -82,10 +85,13 @@ def mailto_uri(value: str) -> str:
     return f"mailto:{match[1]}{match[2] or ''}"
 
 
-def greeting_for(name: str) -> str:
-    """``"Hi Zoë,"`` or ``"Hi there,"`` when the name is unknown."""
-    cleaned = sanitize_display_name(name)[:MAX_GREETING_NAME].strip() if name else ""
-    return f"Hi {cleaned}," if cleaned else "Hi there,"
+def greeting_for(name: str, first_name: str = "") -> str:
+    """``"Hi Astrid,"`` for ``"Lindqvist, Astrid"``, ``"Hi there,"`` when the name is unknown
+    (the rule is ``digest.content.verdicts.greeting``; names are sanitized first)."""
+    return verdicts.greeting(
+        sanitize_display_name(name)[:MAX_GREETING_NAME] if name else "",
+        sanitize_display_name(first_name)[:MAX_GREETING_NAME] if first_name else "",
+    )
 
 
 def escape_html(value: str) -> str:
@@ -124,7 +130,7 @@ class MessageContext:
     preferences_prefix: str
     unsubscribe_prefix_html: str
     preferences_prefix_html: str
-    greetings: dict[str, tuple[str, str]] = field(default_factory=dict, repr=False)
+    greetings: dict[tuple[str, str], tuple[str, str]] = field(default_factory=dict, repr=False)
 
     @classmethod
     def of(cls, settings: Settings, signer: TokenSigner) -> MessageContext:
@@ -145,15 +151,16 @@ class MessageContext:
             preferences_prefix_html=escape_html(preferences),
         )
 
-    def greeting(self, name: str) -> tuple[str, str]:
+    def greeting(self, name: str, first_name: str = "") -> tuple[str, str]:
         """``(text, html)`` greeting for ``name``; names repeat, so results are cached."""
-        found = self.greetings.get(name)
+        key = (name, first_name)
+        found = self.greetings.get(key)
         if found is None:
-            text = greeting_for(name)
+            text = greeting_for(name, first_name)
             found = (text, escape_html(text))
             if len(self.greetings) >= GREETING_CACHE_SIZE:
                 self.greetings.clear()
-            self.greetings[name] = found
+            self.greetings[key] = found
         return found
 
 
@@ -180,7 +187,7 @@ def personalize(variant: CompiledVariant, recipient: Recipient) -> Personalized:
     unsubscribe_token = make(subscriber_id, Purpose.UNSUBSCRIBE)
     preferences_token = make(subscriber_id, Purpose.PREFERENCES)
     unsubscribe = context.unsubscribe_prefix + unsubscribe_token
-    greeting, greeting_html = context.greeting(recipient.name)
+    greeting, greeting_html = context.greeting(recipient.name, recipient.first_name)
     html_values = (
         greeting_html,
         context.unsubscribe_prefix_html + unsubscribe_token,

@@ -19,9 +19,9 @@ from html.parser import HTMLParser
 from urllib.parse import urlsplit
 
 from digest.message import OutgoingMessage
+from digest.render.subject import MAX_SUBJECT
 
 GMAIL_CLIP_BYTES = 102 * 1024
-MAX_SUBJECT = 78
 _BRACKETED = re.compile(r"<([^>]*)>")
 
 

@@ -4,9 +4,11 @@ Compiling is the expensive step of rendering (hundreds of milliseconds for an ed
 result is cached by the SHA-256 of the source: the same edition and content variant compiles
 once per process however many renderers or previews ask for it.
 
-The HTML is post-processed in two safe ways: indentation at line starts is dropped (HTML
+The HTML is post-processed in three safe ways: indentation at line starts is dropped (HTML
 collapses it to the newline's single space anyway, and the bytes count against Gmail's
-102 KB clipping limit), and every non-ASCII character becomes a numeric character reference.
+102 KB clipping limit), the ``color-scheme`` and ``supported-color-schemes`` meta tags are
+added after the viewport (the MJML port has no ``mj-raw`` in ``mj-head``), and every non-ASCII
+character becomes a numeric character reference.
 An ASCII document is copied per recipient with one byte per character and goes on the wire
 as 7-bit text.
 """
@@ -25,6 +27,12 @@ from mjml import mjml_to_html
 from digest.errors import DigestError
 
 CACHE_SIZE = 32
+# Apple Mail and iOS honour these and then use the template's dark styles instead of inverting.
+COLOR_SCHEME_META = (
+    '\n<meta name="color-scheme" content="light dark">'
+    '\n<meta name="supported-color-schemes" content="light dark">'
+)
+_VIEWPORT = re.compile(r'<meta name="viewport"[^>]*>')
 _INDENT = re.compile(r"\n[ \t]*(?:\n[ \t]*)*")
 _EMPTY_TITLE = re.compile(r"<title>\s*</title>")
 _ACTIVE_TAGS = frozenset({"script", "iframe", "object", "embed", "form", "input", "base"})
@@ -77,6 +85,7 @@ def compile_uncached(source: str) -> str:
     if result.errors:
         raise MjmlError("MJML compile failed: " + "; ".join(map(str, result.errors)))
     html = _INDENT.sub("\n", result.html).strip() + "\n"
+    html = _VIEWPORT.sub(lambda match: match[0] + COLOR_SCHEME_META, html, count=1)
     return html.encode("ascii", "xmlcharrefreplace").decode("ascii")
 
 

@@ -20,10 +20,12 @@ Attribute and index lookups (``{first.upper}``, ``{titles[0]}``) and unknown nam
 with a ``ConfigError`` naming the field; format specs (``{count:>3}``) are allowed.
 
 A subject is a header: every run of whitespace (CR, LF and tabs included) becomes one space,
-control characters are dropped, and a subject over ``MAX_SUBJECT`` characters is shortened
-by cutting ``{first}`` at a word boundary (the ", and N more" tail survives), then the whole
-line if the template itself is that long. Content of a variant (the subscriber's categories)
-changes ``{first}`` and the counts, so each variant has its own subject.
+control characters are dropped, and a subject over ``MAX_SUBJECT`` (78) characters is
+shortened by cutting ``{first}`` at a word boundary (the ", and N more" tail survives), then
+the whole line if the template itself is that long. The subject is the same for every
+subscriber of a variant, and the preview's lint checks it against the same ``MAX_SUBJECT``.
+Content of a variant (the subscriber's categories) changes
+``{first}`` and the counts, so each variant has its own subject.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ from digest.content.weeks import IsoWeek
 from digest.errors import ConfigError
 from digest.render.view import week_label
 
-MAX_SUBJECT = 120
+MAX_SUBJECT = 78  # most clients cut a subject after about 78 characters
 MAX_PREHEADER = 200
 FIELDS = (
     "first",

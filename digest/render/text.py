@@ -1,9 +1,10 @@
 """The plain-text part: rendered from the same view as the HTML, never scraped from it.
 
-Lines fit an 80-column terminal (``WIDTH`` = 78); the only longer lines are URLs, which are
-written out in full on a line of their own so that terminals and mail clients keep them
-clickable. Scores are drawn as ASCII bars (``[##############......]``) so the part stays
-7-bit clean whatever font shows it.
+Paragraphs are filled to ``WIDTH`` = 76 columns (inside the 72–78 that mail clients and
+terminals show unbroken); the only longer lines are URLs, which are written out in full on a
+line of their own so that clients keep them clickable. Scores are drawn as ASCII bars
+(``[##############......]``) so they line up whatever font shows them. The part goes out
+quoted-printable when it is not plain ASCII (``digest.backends.mime``).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import jinja2
 
 from digest.render.view import EditionView, ToolView
 
-WIDTH = 78
+WIDTH = 76
 BAR_WIDTH = 20
 MAX_PERSONA_WIDTH = 12
 TEMPLATE = "email/digest.txt.j2"

@@ -1,8 +1,10 @@
 """Template-ready view models: comparison documents plus their derived verdicts, flattened.
 
 Templates (HTML and plain text alike) read only these objects, so both parts show the same
-numbers and wording. Verdicts come from ``digest.content.verdicts`` and nowhere else; this
-module only formats them (colours, labels, excerpts, week labels). Every string here is raw
+numbers and wording. Verdicts and the editorial rules that word them (the pick, labelled
+percentages, whole averages, prices once, the one pull quote) come from
+``digest.content.verdicts`` and nowhere else; this module only maps them to colours, CSS
+classes, safe URLs and week labels. Every string here is raw
 content: escaping is the template engine's job.
 """
 
@@ -10,50 +12,47 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import zlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from urllib.parse import quote, urlsplit
 
 from digest.content.document import ComparisonDoc, ToolDoc
-from digest.content.verdicts import Label, ToolVerdict, comparison_verdict
+from digest.content.verdicts import (
+    Label,
+    ScoreBand,
+    ToolVerdict,
+    comparison_verdict,
+    outcome_tally,
+    price_line,
+    pull_quote,
+    score_band,
+)
 from digest.content.weeks import IsoWeek
 
-EXCERPT_LENGTH = 140
-TOOLS_PER_ROW = 2
-AVATAR_COLOURS = (
-    "#4f46e5",
-    "#0e7490",
-    "#7c3aed",
-    "#be185d",
-    "#c2410c",
-    "#0f766e",
-    "#1d4ed8",
-    "#4d7c0f",
-)
 # URL characters left as they are; anything else (quotes, angle brackets, spaces, non-ASCII)
 # is percent-encoded so that a URL can never leave the attribute it is written into.
 _URL_SAFE = ":/?#[]@!$&()*+,;=%-._~"
 _SPACES = re.compile(r"\s+")
-_TRAILING_PUNCTUATION = " ,;:.-–—"
 
 
 @dataclass(frozen=True, slots=True)
 class Badge:
-    """The colours of a verdict label: text, background and the bar/accent colour."""
+    """A verdict label as printed: its word, CSS class and the light-mode colours that go
+    into ``bgcolor``/``color`` fallbacks (the dark palette lives in the template's styles)."""
 
     label: str
+    css: str
     fg: str
     bg: str
-    accent: str
 
 
 BADGES = {
-    Label.SHIP: Badge("Ship", "#166534", "#dcfce7", "#16a34a"),
-    Label.MIXED: Badge("Mixed", "#92400e", "#fef3c7", "#d97706"),
-    Label.SKIP: Badge("Skip", "#991b1b", "#fee2e2", "#dc2626"),
+    Label.SHIP: Badge("Ship", "ship", "#14532d", "#dcfce7"),
+    Label.MIXED: Badge("Mixed", "mixed", "#713f12", "#fef3c7"),
+    Label.SKIP: Badge("Skip", "skip", "#7f1d1d", "#fee2e2"),
 }
-CALL_COLOURS = {"ship": BADGES[Label.SHIP].accent, "skip": BADGES[Label.SKIP].accent}
+# Score bars colour by the score's band (``digest.content.verdicts.score_band``).
+BAND_COLOURS = {ScoreBand.HIGH: "#15803d", ScoreBand.MID: "#b45309", ScoreBand.LOW: "#b91c1c"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,39 +62,39 @@ class ScoreView:
     persona: str
     score: int
     verdict: str
+    band: str
     colour: str
 
 
 @dataclass(frozen=True, slots=True)
 class QuoteView:
-    """The start of one review, for the "from the panel" lines."""
+    """The card's one pull quote: who said it, about which tool, and whether it dissents."""
 
     persona: str
     tool_name: str
     verdict: str
     excerpt: str
+    dissent: bool
 
 
 @dataclass(frozen=True, slots=True)
 class ToolView:
     slug: str
     name: str
-    initial: str
-    avatar_colour: str
     category: str
     tagline: str
-    pricing: str
-    entry_price: str
+    price: str
     url: str | None
     badge: Badge
-    ship_percent: int
+    line: str  # "Ship — 4 of 4 reviewers"
+    count_line: str  # "4 of 4 reviewers"
+    percent: str  # "100 % ship"
     ship: int
     skip: int
-    average_score: str
+    average: int
     community: str
-    recommended: bool
+    pick: bool
     scores: tuple[ScoreView, ...]
-    quotes: tuple[QuoteView, ...]
 
     @property
     def split(self) -> str:
@@ -110,20 +109,10 @@ class ComparisonView:
     summary: str
     url: str
     tools: tuple[ToolView, ...]
-    rows: tuple[tuple[ToolView, ...], ...]
-    recommended: str | None
-
-    @property
-    def quotes(self) -> tuple[QuoteView, ...]:
-        """Every review's opening, tool by tool."""
-        return tuple(quote for tool in self.tools for quote in tool.quotes)
-
-    @property
-    def pick(self) -> str:
-        """``"Recommended: X"`` or the toss-up line."""
-        return (
-            f"Recommended: {self.recommended}" if self.recommended else "Toss-up: no clear winner"
-        )
+    outcome: str  # digest.content.verdicts.Outcome value
+    headline: str  # "The panel's pick: X", "Toss-up between X and Y", "The panel would skip both"
+    pick: str | None
+    quote: QuoteView | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +126,10 @@ class SlotMarkers:
 
 @dataclass(frozen=True, slots=True)
 class EditionView:
+    """One email's content. ``comparisons`` get full cards; ``folded`` ones (what the size
+    budget did not fit) get one line each; ``unlisted`` more are only counted, with the link
+    to the archive."""
+
     site_name: str
     week: str
     week_label: str
@@ -147,36 +140,33 @@ class EditionView:
     base_url: str
     postal_address: str
     slots: SlotMarkers
+    folded: tuple[ComparisonView, ...] = ()
+    unlisted: int = 0
 
     @property
     def count(self) -> int:
-        return len(self.comparisons)
+        """Every comparison of the email, full or folded."""
+        return len(self.comparisons) + len(self.folded) + self.unlisted
 
+    @property
+    def tally(self) -> str:
+        """``"This week: 4 picks, 1 toss-up, 1 to skip."`` over every comparison listed."""
+        return outcome_tally(c.outcome for c in self.comparisons + self.folded)
 
-def excerpt(text: str, limit: int = EXCERPT_LENGTH) -> str:
-    """``text`` on one line, cut at a word boundary near ``limit`` characters with ``…``."""
-    flat = _SPACES.sub(" ", text).strip()
-    if len(flat) <= limit:
-        return flat
-    cut = flat[:limit]
-    space = cut.rfind(" ")
-    if space >= limit * 2 // 3:  # else one very long word (or a script without spaces)
-        cut = cut[:space]
-    return cut.rstrip(_TRAILING_PUNCTUATION) + "…"
+    @property
+    def more(self) -> int:
+        """Comparisons without a full card."""
+        return len(self.folded) + self.unlisted
 
-
-def initial(name: str) -> str:
-    """The avatar letter: the first letter or digit of ``name``, upper-cased."""
-    for char in name:
-        if char.isalnum():
-            return char.upper()
-    stripped = name.strip()
-    return stripped[:1] or "?"
-
-
-def avatar_colour(slug: str) -> str:
-    """A colour picked from the palette by a stable hash of the tool slug."""
-    return AVATAR_COLOURS[zlib.crc32(slug.encode("utf-8")) % len(AVATAR_COLOURS)]
+    def with_budget(self, full: int, listed: int) -> EditionView:
+        """This view with only ``full`` full cards and ``listed`` one-line entries."""
+        every = self.comparisons + self.folded
+        return replace(
+            self,
+            comparisons=every[:full],
+            folded=every[full : full + listed],
+            unlisted=len(every) + self.unlisted - full - listed,
+        )
 
 
 def safe_url(url: str | None) -> str | None:
@@ -206,63 +196,66 @@ def week_label(week: IsoWeek) -> str:
 
 
 def _tool_view(
-    comparison: ComparisonDoc, tool: ToolDoc, verdict: ToolVerdict, recommended: bool
+    comparison: ComparisonDoc, tool: ToolDoc, verdict: ToolVerdict, pick: bool
 ) -> ToolView:
-    reviews = comparison.reviews_of(tool.slug)
+    scores = []
+    for review in comparison.reviews_of(tool.slug):
+        band = score_band(review.score)
+        scores.append(
+            ScoreView(review.persona, review.score, review.verdict, band.value, BAND_COLOURS[band])
+        )
     return ToolView(
         slug=tool.slug,
         name=tool.name,
-        initial=initial(tool.name),
-        avatar_colour=avatar_colour(tool.slug),
         category=tool.category,
         tagline=tool.tagline,
-        pricing=tool.pricing,
-        entry_price=tool.entry_price,
+        price=price_line(tool.entry_price, tool.pricing),
         url=safe_url(tool.url),
         badge=BADGES[verdict.label],
-        ship_percent=verdict.ship_percent,
+        line=verdict.line,
+        count_line=verdict.count_line,
+        percent=verdict.percent,
         ship=verdict.ship,
         skip=verdict.skip,
-        average_score=f"{verdict.average_score:.2f}",
+        average=verdict.average_whole,
         community=verdict.community.label,
-        recommended=recommended,
-        scores=tuple(
-            ScoreView(
-                persona=review.persona,
-                score=review.score,
-                verdict=review.verdict,
-                colour=CALL_COLOURS[review.verdict],
-            )
-            for review in reviews
-        ),
-        quotes=tuple(
-            QuoteView(
-                persona=review.persona,
-                tool_name=tool.name,
-                verdict=review.verdict,
-                excerpt=excerpt(review.text),
-            )
-            for review in reviews
-        ),
+        pick=pick,
+        scores=tuple(scores),
     )
 
 
 def comparison_view(comparison: ComparisonDoc, fallback_url: str) -> ComparisonView:
     """The view of one comparison; ``fallback_url`` replaces a URL that is not http(s)."""
     verdict = comparison_verdict(comparison)
-    recommended = verdict.recommended.slug if verdict.recommended else None
+    pick = verdict.pick
     tools = tuple(
-        _tool_view(comparison, tool, verdict.for_tool(tool.slug), tool.slug == recommended)
+        _tool_view(
+            comparison,
+            tool,
+            verdict.for_tool(tool.slug),
+            pick is not None and tool.slug == pick.slug,
+        )
         for tool in comparison.tools
     )
+    quote = pull_quote(comparison, verdict)
     return ComparisonView(
         slug=comparison.slug,
         title=comparison.title,
         summary=comparison.summary,
         url=safe_url(comparison.url) or fallback_url,
         tools=tools,
-        rows=tuple(tools[i : i + TOOLS_PER_ROW] for i in range(0, len(tools), TOOLS_PER_ROW)),
-        recommended=verdict.recommended.name if verdict.recommended else None,
+        outcome=verdict.outcome.value,
+        headline=verdict.headline,
+        pick=pick.name if pick else None,
+        quote=QuoteView(
+            persona=quote.review.persona,
+            tool_name=quote.tool_name,
+            verdict=quote.review.verdict,
+            excerpt=quote.excerpt,
+            dissent=quote.dissent,
+        )
+        if quote
+        else None,
     )
 
 

@@ -193,3 +193,16 @@ def test_outgoing_message_is_frozen() -> None:
     )
     with pytest.raises(AttributeError):
         message.to = "c@example.com"  # type: ignore[misc]
+
+
+def test_parts_are_quoted_printable_and_mime_version_appears_once() -> None:
+    text = "Hi Zoë,\n\nSkip — 0 of 4 reviewers. Ünïcode throughout the text part.\n" * 3
+    message = build_message(text=text, html="<p>Zo&#235;</p>")
+    raw = to_bytes(build_mime(message))
+    assert raw.count(b"MIME-Version:") == 1
+    assert b"Content-Transfer-Encoding: base64" not in raw
+    parsed = _parse(raw)
+    plain = parsed.get_body(("plain",))
+    assert plain is not None and plain["Content-Transfer-Encoding"] == "quoted-printable"
+    assert _body(parsed, "plain") == text.rstrip("\n")
+    assert b"Hi Zo=C3=AB," in raw  # readable on the wire, unlike base64

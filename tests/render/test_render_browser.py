@@ -1,5 +1,6 @@
-"""The W47 email in a real browser: readable on a 375 px phone and at 640 px, every card
-visible, nothing wider than the screen.
+"""The W47 email in a real browser, light and dark, at 375, 640 and 1024 px: nothing wider
+than the screen, every card visible, no serious or critical axe-core violation, a designed
+dark palette (not the light one), and a phone height within the goal.
 
 Screenshots go to ``$DIGEST_TEST_OUTPUT/render/<test>`` when that variable is set, else to the
 test's tmp_path.
@@ -10,17 +11,22 @@ from __future__ import annotations
 import os
 import re
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
-from playwright.sync_api import sync_playwright
+from npm_tools import axe_source
+from playwright.sync_api import Browser, Page, sync_playwright
 from render_support import READER, RendererFactory
 
 from digest.content.document import ComparisonDoc
 
-pytestmark = pytest.mark.browser
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian's chromium is absent"),
+]
 
-CHROMIUM = shutil.which("chromium")
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -29,7 +35,10 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-WIDTHS = (375, 640)
+WIDTHS = (375, 640, 1024)
+SCHEMES = ("light", "dark")
+MAX_PHONE_HEIGHT = 5000  # px at 375 px for six comparisons
+BLOCKING = ("serious", "critical")
 
 
 @pytest.fixture
@@ -41,36 +50,82 @@ def screenshots(request: pytest.FixtureRequest, tmp_path: Path) -> Path:
     return directory
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed")
-def test_w47_email_fits_phone_and_desktop_widths(
-    make_renderer: RendererFactory, w47_docs: list[ComparisonDoc], screenshots: Path
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(
+            executable_path=shutil.which("chromium"), args=CHROMIUM_ARGS
+        )
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+def open_page(browser: Browser, html: str, width: int, scheme: str) -> Page:
+    page = browser.new_page(
+        viewport={"width": width, "height": 900},
+        color_scheme="dark" if scheme == "dark" else "light",
+    )
+    # No network: the email must not need any remote resource to lay out.
+    page.route("**/*", lambda route: route.abort())
+    page.set_content(html, wait_until="load")
+    return page
+
+
+def axe_violations(page: Page) -> list[dict[str, Any]]:
+    """Serious and critical axe-core violations of the page, as (id, impact, targets)."""
+    page.add_script_tag(content=axe_source())
+    found: list[dict[str, Any]] = page.evaluate(
+        """() => axe.run(document, {resultTypes: ['violations']}).then(r => r.violations.map(
+            v => ({id: v.id, impact: v.impact, nodes: v.nodes.slice(0, 3).map(n => n.target)})))"""
+    )
+    return [v for v in found if v["impact"] in BLOCKING]
+
+
+def test_w47_email_light_and_dark_at_three_widths(
+    make_renderer: RendererFactory,
+    w47_docs: list[ComparisonDoc],
+    screenshots: Path,
+    browser: Browser,
 ) -> None:
     variant = make_renderer(w47_docs).variant_for([])
     assert variant is not None
     html = variant.message_for(READER, message_id="<b@verdicts.example.com>").html
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            for width in WIDTHS:
-                page = browser.new_page(viewport={"width": width, "height": 900})
-                # No network: the email must not need any remote resource to lay out.
-                page.route("**/*", lambda route: route.abort())
-                page.set_content(html, wait_until="load")
-                scroll_width = page.evaluate("document.documentElement.scrollWidth")
-                assert scroll_width <= width, f"{scroll_width}px wide at a {width}px viewport"
-                for doc in w47_docs:
-                    heading = page.locator("div.h", has_text=doc.title).first
-                    assert heading.is_visible(), (doc.title, width)
-                    box = heading.bounding_box()
-                    assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= width
-                for text in ("Mixed · 50%", "Ship · 100%", "No community votes yet"):
-                    assert page.get_by_text(text).first.is_visible()
-                assert page.get_by_role("link", name="Unsubscribe").is_visible()
-                page.screenshot(path=str(screenshots / f"w47-{width}.png"), full_page=True)
-                page.close()
-        finally:
-            browser.close()
-    assert sorted(path.name for path in screenshots.glob("*.png")) == [
-        "w47-375.png",
-        "w47-640.png",
-    ]
+    backgrounds: dict[str, str] = {}
+    for scheme in SCHEMES:
+        for width in WIDTHS:
+            page = open_page(browser, html, width, scheme)
+            scroll_width = page.evaluate("document.documentElement.scrollWidth")
+            assert scroll_width <= width, f"{scroll_width}px wide at {width}px ({scheme})"
+            for doc in w47_docs:
+                heading = page.locator("h2", has_text=doc.title).first
+                assert heading.is_visible(), (doc.title, width, scheme)
+                box = heading.bounding_box()
+                assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= width
+            assert page.get_by_text("The panel would skip both").first.is_visible()
+            assert page.get_by_role("link", name="Unsubscribe").is_visible()
+            assert page.locator("h1").count() == 1
+            if width == 375:
+                height = page.evaluate("document.documentElement.scrollHeight")
+                assert height <= MAX_PHONE_HEIGHT, f"{height}px tall at 375px ({scheme})"
+            backgrounds[scheme] = page.evaluate(
+                "getComputedStyle(document.querySelector('table.cd')).backgroundColor"
+            )
+            page.screenshot(path=str(screenshots / f"w47-{scheme}-{width}.png"), full_page=True)
+            violations = axe_violations(page)
+            assert violations == [], (scheme, width, violations)
+            page.close()
+    assert backgrounds["light"] == "rgb(255, 255, 255)"
+    assert backgrounds["dark"] != backgrounds["light"]  # a designed dark palette
+    assert len(list(screenshots.glob("*.png"))) == len(WIDTHS) * len(SCHEMES)
+
+
+def test_archive_copy_has_no_blocking_axe_violation(
+    make_renderer: RendererFactory, w47_docs: list[ComparisonDoc], browser: Browser
+) -> None:
+    html = make_renderer(w47_docs).archive_html()
+    for scheme in SCHEMES:
+        page = open_page(browser, html, 640, scheme)
+        assert axe_violations(page) == [], scheme
+        page.close()

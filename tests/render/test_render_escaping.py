@@ -30,7 +30,7 @@ HOSTILE_TITLE = '<script>alert("title")</script> & {{ 7*7 }}\r\nBcc: victim@exam
 # Tags the digest template itself produces; anything else in the HTML came from content.
 TEMPLATE_TAGS = {
     "html", "head", "title", "meta", "style", "body", "div", "table", "tbody", "tr", "td",
-    "p", "a", "b", "span", "br",
+    "p", "a", "b", "span", "br", "h1", "h2", "h3",
 }  # fmt: skip
 
 
@@ -86,9 +86,8 @@ def test_html_has_only_template_tags_and_content_as_text(make_renderer: Renderer
     assert "<script>alert('hi')</script>" in text
     assert '<img src=x onerror="alert(1)">Alpha' in text
     assert "</mj-text></mj-column></mj-section><mj-raw><script>alert(1)</script></mj-raw>" in text
-    assert "{{first_name}} merge tags & <b>rich</b> snippets" in text
-    assert '{% include "/etc/passwd" %} <mj-include path="/etc/passwd" />' in text
-    assert "Pricing: <mj-button>" in text
+    assert '<mj-button> · {% include "/etc/passwd" %} <mj-include path="/etc/passwd" />' in text
+    assert "<b>Builder</b>" in text
 
 
 def test_template_syntax_in_content_is_never_evaluated(make_renderer: RendererFactory) -> None:
@@ -98,8 +97,9 @@ def test_template_syntax_in_content_is_never_evaluated(make_renderer: RendererFa
         assert "{% raw %}x{% endraw %}" in part
     assert "49" not in visible_text(message.html)
     assert "49" not in message.text
-    assert "Hi {{ 7*7 }} {% if 1 %}yes{% endif %}," in message.text
-    assert "Hi {{ 7*7 }} {% if 1 %}yes{% endif %}," in visible_text(message.html)
+    # The greeting takes the first word: template syntax, shown as text.
+    assert "Hi {{," in message.text
+    assert "Hi {{," in visible_text(message.html)
 
 
 def test_mjml_source_carries_content_escaped(make_renderer: RendererFactory) -> None:
@@ -124,16 +124,16 @@ def test_right_to_left_text_is_kept_and_isolated(make_renderer: RendererFactory)
     assert 'dir="auto"' in message.html
 
 
-def test_long_review_is_cut_on_a_word_boundary(make_renderer: RendererFactory) -> None:
+def test_long_review_is_quoted_in_whole_sentences(make_renderer: RendererFactory) -> None:
     _variant, message = _render(make_renderer)
     assert LONG not in message.text
     quote = next(
         line for line in visible_text(message.html).split("“") if line.startswith("{{ 7*7 }}")
     )
     excerpt = quote.split("”")[0]
-    assert excerpt.endswith("…")
-    assert len(excerpt) <= 141
-    assert (excerpt[:-1] + " ") in (REVIEW + " ")  # ends after a whole word
+    assert excerpt.endswith("elit.")  # a sentence end, not a cut mid-sentence
+    assert len(excerpt) <= 200
+    assert REVIEW.startswith(excerpt)
 
 
 def test_ampersand_title_is_escaped_once(

@@ -83,7 +83,7 @@ def test_html_for_the_sample_reader(preview_env: Engine) -> None:
     before = _counts(preview_env)
     result = runner.invoke(app, ["preview", "--week", "2026-W47"])
     assert result.exit_code == 0, result.output
-    assert result.stdout.startswith("<!DOCTYPE html>")
+    assert result.stdout.lower().startswith("<!doctype html>")
     for title in ("Deskpilot vs Ticketsmith", "Chartwise vs Querylark"):
         assert title in result.stdout
     assert "Hi there," in result.stdout
@@ -101,7 +101,7 @@ def test_as_a_subscriber_uses_their_categories_and_signed_links(preview_env: Eng
     )
     assert result.exit_code == 0, result.output
     text = result.stdout
-    assert "Hi Zoë Fontaine," in text
+    assert "Hi Zoë," in text
     assert "Stackhound vs Patchwell" in text and "Deskpilot vs Ticketsmith" not in text
     token = re.search(r"/unsubscribe/(\S+)", text)
     assert token and TokenSigner(TEST_SECRET).read(token[1], Purpose.UNSUBSCRIBE) == zoe.id
@@ -116,7 +116,7 @@ def test_eml_is_the_full_message(preview_env: Engine) -> None:
     assert b"\r\n" in raw
     parsed = email.message_from_bytes(raw, policy=email.policy.default)
     assert parsed["Subject"] == (
-        "Claude Haiku Open Weights vs Hugging Face Inference Providers Hub, and 1 more verdict"
+        "Claude Haiku Open Weights vs Hugging Face Inference…, and 1 more verdict"
     )
     assert parsed["To"] == "Zoë Fontaine <Zoe@example.com>"
     assert str(parsed["List-Unsubscribe"]).startswith("<https://verdicts.example.com/unsubscribe/")
@@ -135,7 +135,7 @@ def test_out_writes_a_file_and_open_opens_it(
     result = runner.invoke(app, ["preview", "--week", "2026-W47", "--out", str(target), "--open"])
     assert result.exit_code == 0, result.output
     assert result.stdout.strip() == str(target)
-    assert target.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+    assert target.read_text(encoding="utf-8").lower().startswith("<!doctype html>")
     assert opened == [target.resolve().as_uri()]
 
 
@@ -145,7 +145,8 @@ def test_lint_warnings_go_to_stderr(preview_env: Engine, monkeypatch: pytest.Mon
     get_settings.cache_clear()
     result = runner.invoke(app, ["preview", "--week", "2026-W47"])
     assert result.exit_code == 0, result.output
-    assert "warning: subject-length" in result.stderr
+    # The send shortens the subject to 78 characters, so the lint (same limit) agrees.
+    assert "warning: subject-length" not in result.stderr
     assert "link(s) not absolute https (http://localhost:8000): http://localhost:8000/" in (
         result.stderr
     )
@@ -208,7 +209,7 @@ def test_serve_renders_fresh_templates_and_reports_changes(
 
     text = client.get("/", params={"format": "text", "as": "zoe@example.com"})
     assert text.headers["content-type"].startswith("text/plain")
-    assert "Hi Zoë Fontaine," in text.text
+    assert "Hi Zoë," in text.text
     assert client.get("/", params={"as": "gone@example.com"}).status_code == 404
 
 

@@ -31,7 +31,7 @@ def test_default_subject_names_the_first_comparison_and_counts_the_rest(
         "Deskpilot vs Ticketsmith, and 5 more verdicts"
     )
     assert render_subject(settings.subject_template, _fields(w47_docs[1:3])) == (
-        "Claude Haiku Open Weights vs Hugging Face Inference Providers Hub, and 1 more verdict"
+        "Claude Haiku Open Weights vs Hugging Face Inference…, and 1 more verdict"
     )
     assert render_subject(settings.subject_template, _fields(w47_docs[:1])) == (
         "Deskpilot vs Ticketsmith"

@@ -26,7 +26,7 @@ def test_followed_categories_select_comparisons_with_a_tool_in_them(
     assert variant is not None
     assert list(variant.slugs) == DEV
     assert variant.subject == (
-        "Claude Haiku Open Weights vs Hugging Face Inference Providers Hub, and 1 more verdict"
+        "Claude Haiku Open Weights vs Hugging Face Inference…, and 1 more verdict"
     )
     html = variant.message_for(READER, message_id="<d@v.example>").html
     assert "Stackhound vs Patchwell" in html
