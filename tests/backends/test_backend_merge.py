@@ -63,7 +63,8 @@ def _edition(comparisons_dir: Path, names: list[str]) -> list[OutgoingMessage]:
     assert variant is not None
     return [
         variant.message_for(
-            Recipient(n + 1, f"reader{n}@example.org", name),
+            # As an explicit first name the whole value reaches the greeting slot.
+            Recipient(n + 1, f"reader{n}@example.org", name, first_name=name),
             message_id=f"<m{n}@verdicts.example.com>",
             metadata={"edition": "1", "subscriber": str(n + 1)},
         )
@@ -150,8 +151,8 @@ def test_a_thousand_recipients_of_one_variant_in_one_call_as_postmark_sends_them
     # The template went once: the request is far smaller than the bodies it carries.
     assert len(api.last.content) < sum(len(html) for html, _ in expected.values()) / 20
     hostile = got[f"reader{7}@example.org"][0]
-    assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in hostile or (
-        "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in hostile
+    assert "script&gt;alert(&#34;x&#34;)&lt;/script" in hostile or (
+        "script&gt;alert(&quot;x&quot;)&lt;/script" in hostile
     )
 
 
