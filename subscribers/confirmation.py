@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -17,17 +17,19 @@ from typing import TYPE_CHECKING
 import jinja2
 from markupsafe import escape
 from mjml import mjml_to_html
-from sqlmodel import Session, col, select
 
 import digest
-from digest.db import utcnow
+from digest.backends.errors import PermanentError, RetryableError
+from digest.db import immediate_session
 from digest.message import OutgoingMessage, sanitize_display_name
 from subscribers import lifecycle
-from subscribers.models import Status, Subscriber, Suppression, SuppressionReason
+from subscribers.models import Subscriber
 from subscribers.normalize import ascii_address
 from subscribers.tokens import TokenSigner, confirm_url, signer_from_settings
 
 if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
     from digest.backends.base import EmailBackend, SendResult
     from digest.config import Settings
 
@@ -126,77 +128,97 @@ def confirmation_message(
 
 
 def send_confirmation(
-    session: Session,
+    engine: Engine,
     settings: Settings,
     backend: EmailBackend,
-    subscriber: Subscriber,
+    subscriber_id: int,
     *,
     signer: TokenSigner | None = None,
 ) -> SendResult | None:
-    """Send the confirmation email to a pending subscriber; None if it may not be mailed."""
-    results = send_confirmations(session, settings, backend, [subscriber], signer=signer)
+    """Send the confirmation email to a pending subscriber; None if it is not sent (not
+    pending, suppressed, or one was sent less than ten minutes ago)."""
+    results = send_confirmations(engine, settings, backend, [subscriber_id], signer=signer)
     return results[0] if results else None
 
 
 def send_confirmations(
-    session: Session,
+    engine: Engine,
     settings: Settings,
     backend: EmailBackend,
-    subscribers: Iterable[Subscriber],
+    subscriber_ids: Sequence[int],
     *,
     signer: TokenSigner | None = None,
 ) -> list[SendResult]:
     """Send confirmation emails in the backend's batch size, one result per message sent.
 
-    Subscribers that are not pending, or are suppressed for a reason other than an earlier
-    unsubscribe, are skipped. ``confirmation_sent_at`` is set for every accepted message; an
-    address the provider reports as invalid is recorded as a hard bounce. The caller commits.
+    Each message is recorded before it is sent: one transaction (``BEGIN IMMEDIATE`` on
+    SQLite, so it waits for the write lock instead of failing) sets ``confirmation_sent_at``
+    with one conditional UPDATE on the rows still pending, not suppressed (except by an earlier
+    unsubscribe) and not sent to in the last ten minutes, and only the rows it updated are
+    mailed. Concurrent sign-ups of one address therefore send one email, and a crash after the
+    record sends none (a sign-up after ten minutes sends a new one). A message the provider
+    did not accept gives its record back, so the next sign-up retries at once; an address the
+    provider reports as invalid is recorded as a hard bounce.
     """
     signer = signer or signer_from_settings(settings)
     results: list[SendResult] = []
-    batch: list[Subscriber] = []
-    for subscriber in subscribers:
-        batch.append(subscriber)
-        if len(batch) >= backend.max_batch_size:
-            results.extend(_send_batch(session, settings, backend, signer, batch))
-            batch = []
-    if batch:
-        results.extend(_send_batch(session, settings, backend, signer, batch))
+    size = max(1, backend.max_batch_size)
+    for start in range(0, len(subscriber_ids), size):
+        results.extend(
+            _send_batch(engine, settings, backend, signer, subscriber_ids[start : start + size])
+        )
     return results
 
 
 def _send_batch(
-    session: Session,
+    engine: Engine,
     settings: Settings,
     backend: EmailBackend,
     signer: TokenSigner,
-    batch: list[Subscriber],
+    ids: Sequence[int],
 ) -> list[SendResult]:
-    keys = [subscriber.email_key for subscriber in batch]
-    blocked = set(
-        session.exec(
-            select(Suppression.email_key).where(
-                col(Suppression.email_key).in_(keys),
-                col(Suppression.reason) != str(SuppressionReason.UNSUBSCRIBED),
-            )
-        )
-    )
-    eligible = [s for s in batch if s.status == Status.PENDING and s.email_key not in blocked]
+    with immediate_session(engine) as session:
+        eligible = lifecycle.reserve_confirmations(session, ids)
     if not eligible:
         return []
     messages = [confirmation_message(settings, signer, subscriber) for subscriber in eligible]
-    results = backend.send_batch(messages)
-    now = utcnow()
-    for subscriber, result in zip(eligible, results, strict=True):
-        if result.accepted:
-            subscriber.confirmation_sent_at = now
-            session.add(subscriber)
-        elif result.hard_invalid:
-            lifecycle.record_bounce(
-                session,
-                subscriber.email,
-                hard=True,
-                actor=f"backend:{backend.name}",
-                detail=result.error or "rejected by the provider",
-            )
+    try:
+        results = backend.send_batch(messages)
+    except (RetryableError, PermanentError) as exc:
+        # Nothing past the partial results was handed over: those records go back. After an
+        # AmbiguousError (or a crash) they stay: the email may be out, and a second one
+        # would be the double send this order exists to prevent.
+        done = {result.message_id for result in exc.partial_results if result.accepted}
+        _release(
+            engine,
+            backend,
+            [s for s, m in zip(eligible, messages, strict=True) if m.message_id not in done],
+            [],
+        )
+        raise
+    failed = [(s, r) for s, r in zip(eligible, results, strict=True) if not r.accepted]
+    if failed:
+        _release(engine, backend, [s for s, _r in failed], [r for _s, r in failed])
     return results
+
+
+def _release(
+    engine: Engine,
+    backend: EmailBackend,
+    subscribers: Sequence[Subscriber],
+    results: Sequence[SendResult],
+) -> None:
+    """Give back the records of emails not sent; record hard bounces among ``results``."""
+    with immediate_session(engine) as session:
+        for index, subscriber in enumerate(subscribers):
+            assert subscriber.id is not None and subscriber.confirmation_sent_at is not None
+            lifecycle.release_confirmation(session, subscriber.id, subscriber.confirmation_sent_at)
+            result = results[index] if index < len(results) else None
+            if result is not None and result.hard_invalid:
+                lifecycle.record_bounce(
+                    session,
+                    subscriber.email,
+                    hard=True,
+                    actor=f"backend:{backend.name}",
+                    detail=result.error or "rejected by the provider",
+                )

@@ -247,6 +247,60 @@ def signup(
     return SignupOutcome(existing, created=False, should_send_confirmation=False)
 
 
+def reserve_confirmations(session: Session, subscriber_ids: Sequence[int]) -> list[Subscriber]:
+    """Record a confirmation email as sent, before sending it; the subscribers it may go to.
+
+    One conditional UPDATE takes the rows of ``subscriber_ids`` that are pending, not
+    suppressed (an earlier unsubscribe aside: the person asked again) and not sent a
+    confirmation in the last ``RESEND_CONFIRMATION_AFTER``; concurrent callers serialize on
+    it, so each row is reserved once. Commit before sending.
+    """
+    if not subscriber_ids:
+        return []
+    now = utcnow()
+    blocked = (
+        select(Suppression.email_key)
+        .where(col(Suppression.reason) != str(SuppressionReason.UNSUBSCRIBED))
+        .scalar_subquery()
+    )
+    table = Subscriber.__table__  # type: ignore[attr-defined]
+    statement = (
+        sa.update(table)
+        .where(
+            table.c.id.in_(list(subscriber_ids)),
+            table.c.status == str(Status.PENDING),
+            table.c.email_key.not_in(blocked),
+            sa.or_(
+                table.c.confirmation_sent_at.is_(None),
+                table.c.confirmation_sent_at <= now - RESEND_CONFIRMATION_AFTER,
+            ),
+        )
+        .values(confirmation_sent_at=now)
+        .returning(table.c.id)
+    )
+    reserved = sorted(session.connection().execute(statement).scalars())
+    if not reserved:
+        return []
+    rows = session.exec(
+        select(Subscriber)
+        .where(col(Subscriber.id).in_(reserved))
+        .order_by(col(Subscriber.id))
+        .execution_options(populate_existing=True)
+    ).all()
+    return list(rows)
+
+
+def release_confirmation(session: Session, subscriber_id: int, reserved_at: dt.datetime) -> None:
+    """Give back a reservation whose email the provider did not take (a new sign-up may then
+    send at once); a newer reservation is left alone."""
+    table = Subscriber.__table__  # type: ignore[attr-defined]
+    session.connection().execute(
+        sa.update(table)
+        .where(table.c.id == subscriber_id, table.c.confirmation_sent_at == reserved_at)
+        .values(confirmation_sent_at=None)
+    )
+
+
 def _may_resend(subscriber: Subscriber, now: dt.datetime) -> bool:
     sent = subscriber.confirmation_sent_at
     return sent is None or now - sent >= RESEND_CONFIRMATION_AFTER

@@ -56,24 +56,15 @@ def _backend(settings: Settings) -> Iterator[Any]:
 
 def _send_confirmations(settings: Settings, engine: Engine, ids: Sequence[int]) -> int:
     """Send the confirmation email to each pending subscriber of ``ids``; returns how many."""
-    from sqlmodel import col, select
-
-    from digest.db import session_scope
     from subscribers.confirmation import send_confirmations
-    from subscribers.models import Subscriber
 
     accepted = 0
     with _backend(settings) as backend:
         for start in range(0, len(ids), _SEND_CHUNK):
-            chunk = ids[start : start + _SEND_CHUNK]
-            with session_scope(engine) as session:
-                pending = session.exec(
-                    select(Subscriber)
-                    .where(col(Subscriber.id).in_(chunk))
-                    .order_by(col(Subscriber.id))
-                ).all()
-                results = send_confirmations(session, settings, backend, pending)
-                accepted += sum(1 for result in results if result.accepted)
+            results = send_confirmations(
+                engine, settings, backend, ids[start : start + _SEND_CHUNK]
+            )
+            accepted += sum(1 for result in results if result.accepted)
     return accepted
 
 

@@ -142,13 +142,10 @@ def _signup(
 
 
 def _send_confirmation(svc: WebServices, subscriber_id: int) -> None:
-    # Runs after the response is sent. On failure nothing records the sending, so signing up
-    # again sends a new confirmation.
+    # Runs after the response is sent; records the sending before it sends (see
+    # ``confirmation.send_confirmations``), so concurrent sign-ups send one email.
     try:
-        with session_scope(svc.engine) as session:
-            subscriber = session.get(Subscriber, subscriber_id)
-            if subscriber is not None:
-                confirmation.send_confirmation(session, svc.settings, svc.backend, subscriber)
+        confirmation.send_confirmation(svc.engine, svc.settings, svc.backend, subscriber_id)
     except Exception:
         logger.exception("could not send the confirmation email to subscriber %s", subscriber_id)
 

@@ -6,6 +6,7 @@ import re
 from typing import Any
 
 import pytest
+from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from digest.backends.memory import MemoryBackend
@@ -103,11 +104,11 @@ def test_mjml_is_compiled_once_per_process(
     confirmation._compiled_html.cache_clear()
 
 
-def test_send_records_the_time(session: Session, settings: Settings) -> None:
+def test_send_records_the_time(session: Session, settings: Settings, engine: Engine) -> None:
     subscriber = _pending(session)
     backend = MemoryBackend()
-    result = send_confirmation(session, settings, backend, subscriber)
-    session.commit()
+    assert subscriber.id is not None
+    result = send_confirmation(engine, settings, backend, subscriber.id)
     assert result is not None and result.accepted
     assert [m.to for m in backend.sent] == ["ada@example.com"]
     session.refresh(subscriber)
@@ -117,7 +118,7 @@ def test_send_records_the_time(session: Session, settings: Settings) -> None:
 
 
 def test_only_pending_unsuppressed_subscribers_are_mailed(
-    session: Session, settings: Settings
+    session: Session, settings: Settings, engine: Engine
 ) -> None:
     pending = _pending(session, "pending@example.com")
     active = _pending(session, "active@example.com")
@@ -127,20 +128,22 @@ def test_only_pending_unsuppressed_subscribers_are_mailed(
     suppression.suppress(session, "blocked@example.com", actor="cli")
     session.commit()
     backend = MemoryBackend()
-    results = send_confirmations(session, settings, backend, [pending, active, blocked])
+    ids = [s.id for s in (pending, active, blocked) if s.id is not None]
+    results = send_confirmations(engine, settings, backend, ids)
     assert [m.to for m in backend.sent] == ["pending@example.com"]
     assert len(results) == 1
-    assert send_confirmation(session, settings, backend, active) is None
+    assert active.id is not None
+    assert send_confirmation(engine, settings, backend, active.id) is None
 
 
 def test_invalid_address_reported_by_provider_becomes_a_bounce(
-    session: Session, settings: Settings
+    session: Session, settings: Settings, engine: Engine
 ) -> None:
     subscriber = _pending(session)
     backend = MemoryBackend()
     backend.reject(["ada@example.com"], hard_invalid=True)
-    result = send_confirmation(session, settings, backend, subscriber)
-    session.commit()
+    assert subscriber.id is not None
+    result = send_confirmation(engine, settings, backend, subscriber.id)
     assert result is not None and not result.accepted
     session.refresh(subscriber)
     assert subscriber.status == Status.BOUNCED
@@ -148,12 +151,15 @@ def test_invalid_address_reported_by_provider_becomes_a_bounce(
     assert suppression.is_suppressed(session, "ada@example.com")
 
 
-def test_batches_follow_the_backend_limit(session: Session, settings: Settings) -> None:
+def test_batches_follow_the_backend_limit(
+    session: Session, settings: Settings, engine: Engine
+) -> None:
     class SmallBatches(MemoryBackend):
         max_batch_size = 2
 
     subscribers = [_pending(session, f"r{i}@example.com") for i in range(5)]
     backend = SmallBatches()
-    results = send_confirmations(session, settings, backend, subscribers)
+    ids = [s.id for s in subscribers if s.id is not None]
+    results = send_confirmations(engine, settings, backend, ids)
     assert len(results) == 5
     assert [len(batch) for batch in backend.batches] == [2, 2, 1]
