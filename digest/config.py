@@ -7,16 +7,18 @@ starts with settings that cannot work is worse than one that refuses to start.
 
 from __future__ import annotations
 
+import ipaddress
+import json
 import re
 from email.headerregistry import Address
 from email.utils import parseaddr
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from digest.errors import ConfigError
 from digest.secret_key import DEFAULT_SECRET, is_placeholder, require_signing_key, weakness
@@ -114,6 +116,10 @@ class Settings(BaseSettings):
     votes_api_rate_per_minute: int = Field(120, ge=1)
 
     # Web.
+    # Reverse proxies whose X-Forwarded-For is believed (addresses or networks, comma-separated
+    # or a JSON array): the client is the rightmost address not in this list. Empty: the TCP
+    # peer is the client and X-Forwarded-For is ignored.
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
     subscribe_rate_per_minute: int = Field(10, ge=1)
     max_request_bytes: int = Field(64 * 1024, ge=1024)
 
@@ -121,6 +127,22 @@ class Settings(BaseSettings):
     @classmethod
     def _known_timezone(cls, value: str) -> str:
         return check_zone(value)
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _proxy_networks(cls, value: Any) -> list[str]:
+        if isinstance(value, str):
+            text = value.strip()
+            value = json.loads(text) if text.startswith("[") else text.split(",")
+        networks = [str(item).strip() for item in value if str(item).strip()]
+        for network in networks:
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"not an IP address or network: {network[:64]!r} (e.g. 127.0.0.1,10.0.0.0/8)"
+                ) from None
+        return networks
 
     @field_validator("base_url")
     @classmethod

@@ -13,8 +13,9 @@ def serve(
 ) -> None:
     """Serve the web app (sign-up, confirm, unsubscribe, preferences, health, metrics).
 
-    Behind a reverse proxy, set FORWARDED_ALLOW_IPS to the proxy's address so that client
-    addresses (used by the sign-up rate limit) come from X-Forwarded-For.
+    Behind a reverse proxy, set DIGEST_TRUSTED_PROXIES to the proxy's address so that client
+    addresses (used by the sign-up rate limit) come from X-Forwarded-For; without it the
+    header is ignored.
     """
     import uvicorn
 
@@ -24,4 +25,4 @@ def serve(
     settings = get_settings()
     settings.require_signing_key()
     app = create_app(settings)
-    uvicorn.run(app, host=host, port=port, proxy_headers=True, server_header=False)
+    uvicorn.run(app, host=host, port=port, proxy_headers=False, server_header=False)

@@ -1,8 +1,9 @@
 """The web application: ``create_app`` wires settings, database, mail backend and routes.
 
-Layers, outermost first: security headers (around everything, Starlette's own error pages
-included), Starlette's server-error handler, the request body limit (``max_request_bytes``:
-checked against ``Content-Length`` and counted while the body streams in), then the routes.
+Layers, outermost first: the client address (``DIGEST_TRUSTED_PROXIES``), security headers
+(around everything, Starlette's own error pages included), Starlette's server-error handler,
+the request body limit (``max_request_bytes``: checked against ``Content-Length`` and counted
+while the body streams in), then the routes.
 The provider webhooks (``digest.webhooks.routes``) are mounted here too, with their own,
 larger body limit (``webhook_max_bytes``): provider batches are bigger than any form.
 
@@ -33,7 +34,7 @@ from digest.config import Settings, get_settings
 from digest.db import engine_from_settings
 from digest.web import routes_archive, routes_health, routes_subscription, routes_votes
 from digest.web.csrf import CsrfGuard
-from digest.web.ratelimit import SlidingWindowLimiter
+from digest.web.ratelimit import SlidingWindowLimiter, client_address_middleware
 from digest.web.security import SecurityHeadersMiddleware, security_headers
 from digest.web.services import WebServices, build_templates, error_page
 from digest.webhooks.routes import webhook_routes
@@ -68,6 +69,7 @@ class DigestApp(Starlette):
         exception_handlers: Mapping[object, ExceptionHandler],
         lifespan: Lifespan[Starlette],
         max_body_size: int,
+        trusted_proxies: Sequence[str] = (),
     ) -> None:
         super().__init__(
             routes=routes,
@@ -76,9 +78,13 @@ class DigestApp(Starlette):
             max_body_size=max_body_size,
         )
         self.security_headers = dict(headers)
+        self.trusted_proxies = list(trusted_proxies)
 
     def build_middleware_stack(self) -> ASGIApp:
-        return SecurityHeadersMiddleware(super().build_middleware_stack(), self.security_headers)
+        stack = SecurityHeadersMiddleware(super().build_middleware_stack(), self.security_headers)
+        # Outermost: the client address every layer sees (the sign-up rate limit's key) is the
+        # peer's, or, from a trusted proxy, the rightmost untrusted X-Forwarded-For entry.
+        return client_address_middleware(stack, self.trusted_proxies)
 
 
 def create_app(
@@ -133,6 +139,7 @@ def create_app(
         exception_handlers={HTTPException: _http_error, Exception: _server_error},
         lifespan=lifespan,
         max_body_size=settings.max_request_bytes,
+        trusted_proxies=settings.trusted_proxies,
     )
     app.state.services = services
     return app

@@ -13,9 +13,11 @@ import ipaddress
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Any, cast
 
 from starlette.requests import Request
+from starlette.types import ASGIApp
 
 # An IPv6 client usually controls a whole /64; counting single addresses would let it rotate.
 IPV6_PREFIX = 64
@@ -79,16 +81,30 @@ class SlidingWindowLimiter:
 def client_key(request: Request) -> str:
     """The rate-limit key of the client: its address, or its /64 network for IPv6.
 
-    Behind a reverse proxy the server must be told to trust ``X-Forwarded-For`` (uvicorn's
-    ``--proxy-headers`` with ``--forwarded-allow-ips``) or every client shares the proxy's key.
+    The address is the one ``client_address_middleware`` chose. Anything that is not an IP
+    address (which no real proxy forwards) shares one key, so made-up values buy no new limit.
     """
     host = request.client.host if request.client else ""
     try:
         address = ipaddress.ip_address(host)
     except ValueError:
-        return host or "unknown"
+        return "unknown"
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is None:
         return str(ipaddress.IPv6Network((address, IPV6_PREFIX), strict=False))
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         return str(address.ipv4_mapped)
     return str(address)
+
+
+def client_address_middleware(app: ASGIApp, trusted_proxies: Sequence[str]) -> ASGIApp:
+    """``app`` seeing the real client address: the TCP peer, or, when the peer is one of
+    ``trusted_proxies`` (``DIGEST_TRUSTED_PROXIES``), the rightmost X-Forwarded-For address
+    that is not (uvicorn's ``ProxyHeadersMiddleware``). With no trusted proxy the header is
+    ignored, whatever the server in front was told."""
+    if not trusted_proxies:
+        return app
+    from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
+
+    return cast(
+        ASGIApp, ProxyHeadersMiddleware(cast(Any, app), trusted_hosts=list(trusted_proxies))
+    )

@@ -155,3 +155,26 @@ def test_deploy_files_run_in_production() -> None:
     assert re.search(r"^DIGEST_ENVIRONMENT=production$", example, re.MULTILINE)
     assert re.search(r"^DIGEST_SECRET_KEY=$", example, re.MULTILINE)
     assert Settings.model_fields["environment"].default == "production"
+
+
+def test_deploy_files_trust_exactly_their_proxy() -> None:
+    """compose trusts its own gateway (fixed by its subnet), the systemd web unit the loopback;
+    each service has a health check."""
+    import ipaddress
+
+    yaml = pytest.importorskip("yaml", reason="PyYAML parses compose.yaml")
+    compose: dict[str, Any] = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
+    [network] = compose["networks"]["default"]["ipam"]["config"]
+    web = compose["services"]["web"]
+    trusted = web["environment"]["DIGEST_TRUSTED_PROXIES"]
+    assert trusted == network["gateway"]
+    assert ipaddress.ip_address(trusted) in ipaddress.ip_network(network["subnet"])
+    assert web["healthcheck"]["test"] and compose["services"]["scheduler"]["healthcheck"]["test"]
+    assert "HEALTHCHECK" in (DEPLOY / "Dockerfile").read_text()
+    web_unit = unit_settings("digest-web.service")
+    assert "DIGEST_TRUSTED_PROXIES=127.0.0.1,::1" in web_unit["Environment"].split()
+    assert "127.0.0.1" in web_unit["ExecStart"]  # only the local proxy can reach it
+    for unit in ("digest-web.service", "digest-scheduler.service", "digest-worker@.service"):
+        assert "DIGEST_ENVIRONMENT=production" in unit_settings(unit)["Environment"].split()
+    guide = (DEPLOY / "README.md").read_text()
+    assert "DIGEST_TRUSTED_PROXIES" in guide and "172.28.0.1" in guide

@@ -181,7 +181,8 @@ def test_client_key_groups_ipv6_networks() -> None:
     assert _key("2001:db8:1:2:aaaa::1") == _key("2001:db8:1:2:bbbb::9") == "2001:db8:1:2::/64"
     assert _key("2001:db8:1:3::1") != _key("2001:db8:1:2::1")
     assert _key("::ffff:198.51.100.4") == "198.51.100.4"
-    assert _key("testclient") == "testclient"
+    # Not an address (no proxy forwards that): one shared key, so made-up values buy nothing.
+    assert _key("testclient") == _key("made-up-1") == _key("") == "unknown"
 
 
 def test_csrf_guard() -> None:

@@ -35,6 +35,9 @@ def test_serve_runs_uvicorn_on_the_app(environment: None, monkeypatch: pytest.Mo
     assert isinstance(app, Starlette)
     assert options["host"] == "0.0.0.0" and options["port"] == 8123
     assert options["server_header"] is False
+    # uvicorn's own X-Forwarded-For handling (which trusts 127.0.0.1 by default) is off: the
+    # app applies DIGEST_TRUSTED_PROXIES itself.
+    assert options["proxy_headers"] is False
 
 
 def test_serve_has_help_text() -> None:
