@@ -6,7 +6,12 @@ Each branch carries the exit code (``sysexits.h``) the CLI ends with, with or wi
     DigestError                     anything the user can act on; the CLI prints it as one line  1
     ├── ConfigError                 settings that cannot work (placeholder secret, bad zone)    78
     ├── InputError                  a file, row or field that is not acceptable input           65
-    │   └── ContentError            a comparison document that fails validation (every problem) 65
+    │   ├── ContentError            a comparison document that fails validation (every problem) 65
+    │   ├── HeaderInjectionError    a header value with a line break, a bad header name         65
+    │   │                           (digest.message)
+    │   ├── ReservedHeaderError     an extra header the message sets from its own fields        65
+    │   └── SlotError               a compiled template lost a per-recipient slot               65
+    │                               (digest.render.slots)
     ├── NotFoundError               a named thing (edition, subscriber, week) does not exist    66
     ├── ConflictError               the request contradicts the stored state (cancelled edition) 1
     │   └── LeadershipTaken         another scheduler leads (digest.scheduler.leader)           75

@@ -17,6 +17,8 @@ import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from digest.errors import InputError
+
 # Every character ``str.splitlines`` breaks on, plus NUL: the email package splits header
 # values with ``splitlines``, so any of them could turn text into a new header line.
 _LINE_BREAKS = frozenset("\r\n\0\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029")
@@ -42,7 +44,7 @@ RESERVED_HEADERS = frozenset(
 )
 
 
-class HeaderInjectionError(ValueError):
+class HeaderInjectionError(InputError, ValueError):
     """A header value contains a line break (or NUL): it would let text become a header."""
 
 
@@ -63,7 +65,7 @@ def check_header_name(name: str) -> str:
     return name
 
 
-class ReservedHeaderError(ValueError):
+class ReservedHeaderError(InputError, ValueError):
     """An extra header duplicates one the message sets from its own fields."""
 
 

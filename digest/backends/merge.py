@@ -10,9 +10,10 @@ every other backend sends; nothing is recovered from finished bodies.
 
 A message goes in a call of its own, its bodies as they are, when it carries no merge parts,
 when the provider's merge syntax occurs in anything the provider would substitute in (its
-template's text, its values, subject, header or metadata values: ``is_safe`` says), or when
-its values exceed the provider's per-recipient limit. A call never holds one address twice
-(providers key per-recipient data by address), nor more than ``max_call_bytes`` (estimated).
+template's text, its values, subject, display name, header or metadata values: ``is_safe``
+says), or when its values exceed the provider's per-recipient limit. A call never holds one
+address twice (providers key per-recipient data by address), nor more than ``max_call_bytes``
+(estimated).
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ def _personal_texts(message: OutgoingMessage, parts: MergeParts) -> Iterable[str
     yield from parts.html_values
     yield from parts.text_values
     yield message.subject
+    yield message.to_name
     yield from message.headers.values()
     yield from message.metadata.values()
 

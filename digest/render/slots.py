@@ -21,6 +21,7 @@ import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from digest.errors import InputError
 from digest.message import BodyTemplate
 from digest.render.view import SlotMarkers
 
@@ -57,7 +58,7 @@ def _pattern(nonce: str) -> re.Pattern[str]:
 _BY_NAME = {slot.name.lower().replace("_", ""): slot for slot in Slot}
 
 
-class SlotError(ValueError):
+class SlotError(InputError, ValueError):
     """A compiled part lacks a required slot (the template lost it)."""
 
 
