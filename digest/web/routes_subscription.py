@@ -34,6 +34,7 @@ from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 from starlette.endpoints import HTTPEndpoint
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
@@ -274,8 +275,11 @@ class UnsubscribeEndpoint(HTTPEndpoint):
         subscriber_id = svc.signer.read(request.path_params["token"], Purpose.UNSUBSCRIBE)
         if subscriber_id is None:
             return invalid_link(request)
-        form = await _read_form(request)
-        one_click = _text(form, ONE_CLICK_FIELD) == ONE_CLICK_VALUE
+        # The signed token alone decides (RFC 8058): a body that cannot be parsed (multipart
+        # without a boundary, too many fields, bytes that are no form) comes from a mail
+        # client's one-click, not from our page's button, and still unsubscribes.
+        form = await _read_form_leniently(request)
+        one_click = form is None or _text(form, ONE_CLICK_FIELD) == ONE_CLICK_VALUE
         cause = Cause.ONE_CLICK if one_click else Cause.LINK
         email = await run_in_threadpool(_unsubscribe, svc, subscriber_id, cause)
         return svc.unsubscribed_page.response(request, email)
@@ -404,6 +408,18 @@ def _preferences_path(svc: WebServices, subscriber_id: int) -> str:
 
 async def _read_form(request: Request) -> FormData:
     return await request.form(max_files=0, max_fields=MAX_FORM_FIELDS)
+
+
+async def _read_form_leniently(request: Request) -> FormData | None:
+    """The form, or None when the body is not one this endpoint can parse."""
+    try:
+        return await _read_form(request)
+    except HTTPException as exc:
+        if exc.status_code == 413:
+            raise
+        return None
+    except (ValueError, KeyError, UnicodeError):
+        return None
 
 
 def _text(form: FormData, name: str) -> str:

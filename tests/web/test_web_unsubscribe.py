@@ -165,3 +165,65 @@ def test_erased_subscriber_is_simply_unsubscribed(client: TestClient, signer: To
     response = client.post(url, data=ONE_CLICK)
     assert response.status_code == 200
     assert "You're unsubscribed" in response.text
+
+
+_FIELDS = "&".join(f"f{n}=x" for n in range(40)) + "&List-Unsubscribe=One-Click"
+_MANY_PARTS = (
+    "".join(f'--b\r\nContent-Disposition: form-data; name="f{n}"\r\n\r\nx\r\n' for n in range(40))
+    + '--b\r\nContent-Disposition: form-data; name="List-Unsubscribe"\r\n\r\nOne-Click\r\n--b--\r\n'
+)
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body"),
+    [
+        ("multipart/form-data", b"List-Unsubscribe=One-Click"),  # no boundary
+        ("multipart/form-data; boundary=", b"List-Unsubscribe=One-Click"),
+        ("multipart/form-data; boundary=b", _MANY_PARTS.encode()),  # > 32 fields
+        ("multipart/form-data; boundary=b", b"--b\r\ngarbage without headers"),
+        (
+            "multipart/form-data; boundary=b",
+            b'--b\r\nContent-Disposition: form-data; name="f"; filename="a.txt"\r\n'
+            b"\r\nx\r\n--b--\r\n",
+        ),
+        ("application/x-www-form-urlencoded", _FIELDS.encode()),  # > 32 fields
+        ("application/x-www-form-urlencoded", b"\xff\xfe\x00garbage%%%=&&="),
+        ("application/x-www-form-urlencoded", b""),
+        ("text/plain", b"List-Unsubscribe=One-Click"),
+        ("application/json", b'{"List-Unsubscribe": "One-Click"}'),
+        ("application/octet-stream", bytes(range(256))),
+        ("", b"\x00\x01\x02"),
+    ],
+)
+def test_one_click_with_a_valid_token_unsubscribes_whatever_the_body(
+    content_type: str,
+    body: bytes,
+    client: TestClient,
+    signer: TokenSigner,
+    add_subscriber: Callable[..., int],
+    load: Callable[[int], Subscriber],
+) -> None:
+    subscriber_id = add_subscriber()
+    url = f"/unsubscribe/{signer.make(subscriber_id, Purpose.UNSUBSCRIBE)}"
+    headers = {"Content-Type": content_type} if content_type else {}
+    response = client.post(url, content=body, headers=headers)
+    assert response.status_code == 200, response.text
+    assert "You're unsubscribed" in response.text
+    assert load(subscriber_id).status == Status.UNSUBSCRIBED
+
+
+def test_a_forged_token_with_a_garbage_body_changes_nothing(
+    client: TestClient,
+    signer: TokenSigner,
+    add_subscriber: Callable[..., int],
+    load: Callable[[int], Subscriber],
+) -> None:
+    subscriber_id = add_subscriber()
+    token = signer.make(subscriber_id, Purpose.UNSUBSCRIBE)
+    response = client.post(
+        f"/unsubscribe/{token[:-2]}xx",
+        content=b"List-Unsubscribe=One-Click",
+        headers={"Content-Type": "multipart/form-data"},
+    )
+    assert response.status_code == 400
+    assert load(subscriber_id).status == Status.ACTIVE
