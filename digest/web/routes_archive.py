@@ -1,9 +1,14 @@
 """The public web archive: ``/editions`` lists what went out, ``/editions/{ref}`` shows one.
 
-``ref`` is an edition id or its ISO week (``2026-W47``): "View in browser" links in messages
-use one or the other. The page is the email as rendered for a reader following every category,
-with no personal parts (see ``digest.render.archive``). Editions are frozen, so each page is
-rendered once per process and kept in a small cache.
+``ref`` is an edition id or its ISO week (``2026-W47``) of this newsletter
+(``DIGEST_NEWSLETTER``): "View in browser" links in messages use one or the other; anything
+else, Unicode digits included, is a 404. An edition is public once sending has begun: it is
+sending or sent and at least one message of it is out (a ledger row ``sent``), so an edition
+held for its send window or by the pause switch stays private until its first message leaves.
+
+The page is the email as rendered for a reader following every category, with no personal
+parts (see ``digest.render.archive``). Editions are frozen, so each page is rendered once per
+process and kept in a small cache.
 """
 
 from __future__ import annotations
@@ -12,18 +17,35 @@ import re
 import threading
 from collections import OrderedDict
 
+import sqlalchemy as sa
 from sqlmodel import Session, col, select
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
+from digest.delivery.models import Delivery, DeliveryState
 from digest.delivery.prepare import renderer_for
 from digest.editions.models import Edition, EditionStatus
-from digest.editions.service import edition_documents, find_edition
+from digest.editions.service import edition_documents
 from digest.web.services import error_page, render, services
 
 PUBLISHED = (EditionStatus.SENDING, EditionStatus.SENT)
-WEEK_RE = re.compile(r"^\d{4}-W\d{2}$")
+ID_RE = re.compile(r"[0-9]{1,11}")
+WEEK_RE = re.compile(r"[0-9]{4}-W[0-9]{2}")
+
+
+def _public() -> sa.ColumnElement[bool]:
+    """The rule: sending or sent, and at least one message out."""
+    out = (
+        sa.select(sa.literal(1))
+        .select_from(Delivery)
+        .where(
+            col(Delivery.edition_id) == col(Edition.id),
+            col(Delivery.state) == str(DeliveryState.SENT),
+        )
+        .exists()
+    )
+    return sa.and_(col(Edition.status).in_(PUBLISHED), out)
 
 
 class ArchiveCache:
@@ -63,10 +85,7 @@ def editions_index(request: Request) -> Response:
     with Session(shared.engine) as session:
         editions = session.exec(
             select(Edition)
-            .where(
-                Edition.newsletter == shared.settings.newsletter,
-                col(Edition.status).in_(PUBLISHED),
-            )
+            .where(Edition.newsletter == shared.settings.newsletter, _public())
             .order_by(col(Edition.week).desc())
         ).all()
     return render(request, "editions.html", {"editions": editions})
@@ -77,12 +96,15 @@ def edition_page(request: Request) -> Response:
     shared = services(request)
     ref = request.path_params["ref"]
     with Session(shared.engine) as session:
+        statement = select(Edition).where(
+            Edition.newsletter == shared.settings.newsletter, _public()
+        )
         edition: Edition | None = None
-        if ref.isdigit() and len(ref) < 12:
-            edition = session.get(Edition, int(ref))
-        elif WEEK_RE.match(ref):
-            edition = find_edition(session, shared.settings.newsletter, ref)
-        if edition is None or edition.status not in PUBLISHED or edition.id is None:
+        if ID_RE.fullmatch(ref):
+            edition = session.exec(statement.where(Edition.id == int(ref))).first()
+        elif WEEK_RE.fullmatch(ref):
+            edition = session.exec(statement.where(Edition.week == ref)).first()
+        if edition is None or edition.id is None:
             return error_page(request, 404, "Not found", "There is no edition at this address.")
         cache = _cache(request)
         page = cache.get(edition.id)
