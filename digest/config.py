@@ -121,6 +121,10 @@ class Settings(BaseSettings):
     # peer is the client and X-Forwarded-For is ignored.
     trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
     subscribe_rate_per_minute: int = Field(10, ge=1)
+    # Bearer tokens: /healthz shows its details (database, scheduler) only with the first;
+    # /metrics answers only with the second when it is set.
+    health_token: SecretStr | None = None
+    metrics_token: SecretStr | None = None
     max_request_bytes: int = Field(64 * 1024, ge=1024)
 
     @field_validator("timezone")
