@@ -1,6 +1,10 @@
-"""Rendering cost: MJML once per edition, then cheap personalization per recipient.
+"""Rendering cost and the email's size: MJML once per edition, cheap personalization.
 
-Prints, for the six comparisons of 2026-W47 (UTC):
+Prints the HTML part and the whole .eml (as ``digest.backends.mime`` writes it) for 6, 12 and
+20 comparisons (W47, then the other fixtures, then copies under new titles), what the size
+budget folded, and the page height at 375 px in Debian's Chromium (skipped when absent).
+Sizes in kB of 1,000 bytes, as the goals and Gmail's notice count them. Then, for the six
+comparisons of 2026-W47 (UTC):
 
 - the MJML compile time of one edition (Jinja + MJML + CSS inlining; best and median of runs),
   and the whole variant compile (adds the text part and the slot split);
@@ -16,6 +20,7 @@ Run: ``.venv/bin/python bench/render.py``.
 from __future__ import annotations
 
 import json
+import shutil
 import statistics
 import time
 import tracemalloc
@@ -23,6 +28,7 @@ from collections.abc import Callable
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from digest.backends.mime import build_mime, to_bytes
 from digest.config import Settings
 from digest.content.document import ComparisonDoc
 from digest.content.validate import validate_comparison
@@ -31,6 +37,7 @@ from digest.message import OutgoingMessage
 from digest.render.compose import Recipient, personalize
 from digest.render.edition import EditionRenderer
 from digest.render.mjml import MjmlCompiler, compile_uncached
+from digest.render.subject import MAX_SUBJECT
 
 REPO = Path(__file__).resolve().parent.parent
 WEEK = IsoWeek(2026, 47)
@@ -83,6 +90,69 @@ def recipients(count: int) -> list[Recipient]:
     return [
         Recipient(n, f"reader{n}@example.com", NAMES[n % len(NAMES)]) for n in range(1, count + 1)
     ]
+
+
+def pool(directory: Path, count: int) -> list[ComparisonDoc]:
+    """``count`` comparisons: W47 first, then the other fixtures, then retitled copies."""
+    first = w47(directory)
+    docs = first + [
+        validate_comparison(json.loads(path.read_text(encoding="utf-8")), path.name)
+        for path in sorted(directory.glob("*.json"))
+    ]
+    out: list[ComparisonDoc] = []
+    seen: set[str] = set()
+    for doc in docs:
+        if doc.slug not in seen:
+            seen.add(doc.slug)
+            out.append(doc)
+    n = 0
+    while len(out) < count:
+        source = out[n]
+        out.append(
+            source.model_copy(update={"slug": f"{source.slug}-{n}", "title": f"{source.title} {n}"})
+        )
+        n += 1
+    return out[:count]
+
+
+def phone_height(html: str) -> int | None:
+    """The page height at a 375 px viewport in Chromium, or None without Chromium."""
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        return None
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=chromium, args=["--no-sandbox", "--disable-gpu"]
+        )
+        try:
+            page = browser.new_page(viewport={"width": 375, "height": 800})
+            page.route("**/*", lambda route: route.abort())
+            page.set_content(html, wait_until="load")
+            height: int = page.evaluate("document.documentElement.scrollHeight")
+            return height
+        finally:
+            browser.close()
+
+
+def bench_sizes(directory: Path) -> None:
+    person = Recipient(7, "astrid@example.com", "Lindqvist, Astrid")
+    longest = 0
+    for count in (6, 12, 20):
+        variant = renderer(pool(directory, count)).variant_for([])
+        assert variant is not None
+        message = variant.message_for(person, message_id="<size@verdicts.example.com>")
+        html = len(message.html.encode("utf-8"))
+        eml = len(to_bytes(build_mime(message)))
+        longest = max(longest, len(variant.subject))
+        height = phone_height(message.html) if count == 6 else None
+        tall = f", {height:,} px tall at 375 px" if height else ""
+        print(
+            f"{count:2d} comparisons:              HTML {html / 1000:.1f} kB, .eml "
+            f"{eml / 1000:.1f} kB{tall}; {variant.size_report()}"
+        )
+    print(f"longest subject:             {longest} characters (limit {MAX_SUBJECT})")
 
 
 def bench_compile(docs: list[ComparisonDoc]) -> None:
@@ -183,7 +253,9 @@ def bench_memory(docs: list[ComparisonDoc]) -> None:
 
 
 def main() -> None:
-    docs = w47(fixtures_dir())
+    directory = fixtures_dir()
+    bench_sizes(directory)
+    docs = w47(directory)
     bench_compile(docs)
     bench_throughput(docs)
     bench_memory(docs)
