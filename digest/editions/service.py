@@ -95,7 +95,7 @@ def open_edition(
     """The edition of ``week`` (any status), created now if the week has enough new comparisons.
 
     ``subject_for`` turns the selected comparisons into the stored subject line; the caller
-    passes it (``digest.render.edition.edition_subject``), so editions need not know how a
+    passes it (``digest.render.edition.subject_for``), so editions need not know how a
     subject is rendered.
     """
     with session_scope(engine) as session:
