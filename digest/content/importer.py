@@ -23,10 +23,11 @@ from digest.content.store import UpsertOutcome, content_hash, upsert_comparison
 from digest.content.validate import parse_comparisons
 from digest.db import session_scope
 from digest.errors import ContentError, InputError
+from digest.json_bounds import MAX_DOCUMENT_BYTES
 
 log = logging.getLogger(__name__)
 
-MAX_FILE_BYTES = 10 * 1024 * 1024
+MAX_FILE_BYTES = MAX_DOCUMENT_BYTES
 URL_TIMEOUT = httpx.Timeout(20.0, connect=10.0)
 
 

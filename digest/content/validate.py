@@ -19,6 +19,7 @@ from typing import Any
 
 from digest.content.document import ComparisonDoc
 from digest.errors import ContentError
+from digest.json_bounds import bounds_problem
 
 SLUG_RE = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
 TIMESTAMP_RE = re.compile(
@@ -74,6 +75,9 @@ def decode_json(data: bytes, source: str) -> Any:
         ) from None
     if not text.strip():
         raise ContentError(source, ["is empty; expected a JSON object"])
+    problem = bounds_problem(data)
+    if problem is not None:
+        raise ContentError(source, [problem])
     try:
         return json.loads(
             text,

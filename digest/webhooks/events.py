@@ -30,6 +30,7 @@ from typing import Any
 import orjson
 
 from digest.errors import DigestError
+from digest.json_bounds import bounds_problem
 
 MAX_EVENT_KEY_LENGTH = 200  # the width of ``webhook_event.event_key``
 
@@ -131,7 +132,11 @@ class UnavailableError(WebhookError):
 
 
 def load_json(body: bytes) -> Any:
-    """The JSON document in ``body``; ``PayloadError`` if it is not UTF-8 JSON."""
+    """The JSON document in ``body``; ``PayloadError`` if it is not UTF-8 JSON or is out of
+    bounds (``digest.json_bounds``: nesting and size)."""
+    problem = bounds_problem(body)
+    if problem is not None:
+        raise PayloadError(f"the body: {problem}")
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError as exc:

@@ -160,3 +160,44 @@ def test_url_errors_are_reported(engine: Engine) -> None:
 
     with pytest.raises(ContentError, match="could not be fetched"):
         fetch_url("https://feed.example.com/x.json", client=_client(refuse))
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"[" * 5000 + b"]" * 5000,
+        b"[" * 100_000,  # unclosed
+        b'{"slug": ' + b'{"a": ' * 3000 + b"1" + b"}" * 3000 + b"}",
+        b"[" * 65 + b"]" * 65,
+    ],
+)
+def test_deeply_nested_file_is_one_line_and_the_others_still_import(
+    engine: Engine, comparisons_dir: Path, tmp_path: Path, body: bytes
+) -> None:
+    shutil.copy(comparisons_dir / SEED, tmp_path / SEED)
+    (tmp_path / "deep.json").write_bytes(body)
+    report = import_paths(engine, [str(tmp_path)])
+    assert report.summary() == "imported 1, updated 0, unchanged 0, rejected 1"
+    [rejected] = report.rejected
+    assert str(rejected) == f"{tmp_path / 'deep.json'}: too deeply nested (limit 64)"
+
+
+def test_nesting_up_to_the_limit_is_parsed(engine: Engine, tmp_path: Path) -> None:
+    (tmp_path / "nested.json").write_bytes(b"[" * 64 + b"]" * 64)
+    [rejected] = import_paths(engine, [str(tmp_path)]).rejected
+    assert "too deeply nested" not in str(rejected)  # refused by validation, not by depth
+
+
+def test_brackets_inside_strings_do_not_count() -> None:
+    from digest.json_bounds import bounds_problem, nesting_depth
+
+    text = b'{"a": "' + b"[" * 1000 + b'\\" [[[", "b": [[1]]}'
+    assert nesting_depth(text) == 3 and bounds_problem(text) is None
+
+
+def test_deeply_nested_url_is_rejected_in_one_line(engine: Engine) -> None:
+    client = _client(lambda request: httpx.Response(200, content=b"[" * 20_000 + b"]" * 20_000))
+    report = import_paths(engine, ["https://feed.example.com/deep.json"], client=client)
+    assert [str(e) for e in report.rejected] == [
+        "https://feed.example.com/deep.json: too deeply nested (limit 64)"
+    ]

@@ -207,3 +207,12 @@ def test_unconfigured_postmark_refuses_with_503(
 
     assert response.status_code == 503
     assert db.events() == []
+
+
+@pytest.mark.parametrize("body", [b"[" * 50_000 + b"]" * 50_000, b"{" + b'"a":{' * 5000])
+def test_a_deeply_nested_body_is_a_400_not_a_500(
+    client: TestClient, db: Db, auth: tuple[str, str], body: bytes
+) -> None:
+    response = client.post(URL, content=body, auth=auth)
+    assert response.status_code == 400
+    assert db.events("postmark") == []
