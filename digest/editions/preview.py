@@ -21,13 +21,9 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from digest.config import Settings
-from digest.content.document import ComparisonDoc
-from digest.content.store import published_in
 from digest.content.weeks import IsoWeek
 from digest.db import is_sqlite
-from digest.editions.models import Edition
-from digest.editions.selection import new_comparisons
-from digest.editions.service import edition_documents, find_edition
+from digest.editions.service import week_comparisons
 from digest.errors import NotFoundError
 from digest.message import OutgoingMessage
 from digest.render.archive import archive_url
@@ -81,26 +77,6 @@ def find_subscriber(session: Session, email: str) -> Subscriber:
     if subscriber is None:
         raise NotFoundError(f"no subscriber with address {email!r}")
     return subscriber
-
-
-def week_comparisons(
-    session: Session, settings: Settings, week: IsoWeek
-) -> tuple[Edition | None, list[ComparisonDoc]]:
-    """What a send of ``week`` carries: the edition and its frozen snapshots once it exists,
-    else (None and) the new comparisons that opening it would freeze."""
-    edition = find_edition(session, settings.newsletter, week)
-    if edition is not None and edition.id is not None:
-        return edition, edition_documents(session, edition.id)
-    selected = [doc for _id, doc in new_comparisons(session, week, settings)]
-    if not selected:
-        start, end = week.bounds(settings.zone)
-        published = len(published_in(session, start, end))
-        if not published:
-            raise NotFoundError(f"no comparisons published in {week} ({settings.timezone})")
-        raise NotFoundError(
-            f"no new comparisons in {week}: all {published} are carried by earlier editions"
-        )
-    return None, selected
 
 
 def build_preview(

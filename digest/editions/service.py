@@ -22,6 +22,7 @@ from sqlmodel import Session, col, select
 
 from digest.config import Settings
 from digest.content.document import ComparisonDoc
+from digest.content.store import published_in
 from digest.content.weeks import IsoWeek
 from digest.db import immediate_session, session_scope
 from digest.editions.models import Edition, EditionComparison, EditionStatus
@@ -151,3 +152,24 @@ def mark_ledger_complete(session: Session, edition_id: int) -> None:
         .values(ledger_complete=True)
         .execution_options(synchronize_session=False)
     )
+
+
+def week_comparisons(
+    session: Session, settings: Settings, week: IsoWeek
+) -> tuple[Edition | None, list[ComparisonDoc]]:
+    """What a send of ``week`` carries: the edition and its frozen snapshots once it exists,
+    else (None and) the new comparisons that opening it would freeze; ``NotFoundError`` says
+    why there are none. The preview and a test copy show exactly this."""
+    edition = find_edition(session, settings.newsletter, week)
+    if edition is not None and edition.id is not None:
+        return edition, edition_documents(session, edition.id)
+    selected = [doc for _id, doc in new_comparisons(session, week, settings)]
+    if not selected:
+        start, end = week.bounds(settings.zone)
+        published = len(published_in(session, start, end))
+        if not published:
+            raise NotFoundError(f"no comparisons published in {week} ({settings.timezone})")
+        raise NotFoundError(
+            f"no new comparisons in {week}: all {published} are carried by earlier editions"
+        )
+    return None, selected
