@@ -3,7 +3,9 @@
 Every way in (web form, CLI, CSV import, webhook) goes through these functions, so that one
 address always maps to one ``email_key`` however it was typed: ``Ada@Example.COM``,
 ``ada@example.com`` and ``ada@xn--bcher-kva.example`` / ``ada@bücher.example`` pairs collide as
-they should. Syntax checks are delegated to ``email-validator`` (no DNS lookups).
+they should, while different domains stay apart even where case-folding would merge them
+(``strasse.de`` and ``straße.de``; ``σίσυφος.gr`` and ``σίσυφοσ.gr``): domains follow UTS-46 /
+IDNA 2008 (the ``idna`` package, through email-validator), the local part ``str.lower``. Syntax checks are delegated to ``email-validator`` (no DNS lookups).
 """
 
 from __future__ import annotations
@@ -74,7 +76,11 @@ def normalize_email(raw: str) -> NormalizedEmail:
 
 
 def _key(local_part: str, domain: str) -> str:
-    return f"{local_part.casefold()}@{domain.casefold()}"
+    # ``domain`` is already the UTS-46 (IDNA 2008, non-transitional) form email-validator
+    # makes with the ``idna`` package: lowercased, with ß and final ς kept, since straße.de
+    # and strasse.de are different domains. ``casefold`` would merge them; ``lower`` on the
+    # (ASCII) local part is all the case-insensitivity a key needs.
+    return f"{local_part.lower()}@{domain}"
 
 
 def _fast_path(address: str) -> NormalizedEmail | None:

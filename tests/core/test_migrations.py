@@ -50,3 +50,61 @@ def test_sqlite_pragmas(tmp_path: object) -> None:
         "synchronous": 1,
     }
     engine.dispose()
+
+
+def test_email_keys_are_made_again_by_the_idna_2008_rule(empty_db_url: str) -> None:
+    """Rows keyed by the old case-folding rule get the new keys; their suppression and audit
+    rows follow; ASCII addresses are untouched."""
+    upgrade(empty_db_url, "0002")
+    engine = create_engine(empty_db_url)
+    now = "2026-01-01 00:00:00"
+    rows = [
+        (1, "anna@straße.de", "anna@strasse.de"),
+        (2, "a@σίσυφος.gr", "a@σίσυφοσ.gr"),
+        (3, "Ada@Example.com", "ada@example.com"),
+        (4, "ada@bücher.example", "ada@bücher.example"),
+    ]
+    try:
+        with engine.begin() as connection:
+            for subscriber_id, email, key in rows:
+                connection.execute(
+                    sa.text(
+                        "INSERT INTO subscriber (id, email, email_key, name, timezone,"
+                        " categories, status, paused, source, created_at, updated_at)"
+                        " VALUES (:id, :email, :key, '', 'UTC', '[]', 'unsubscribed', false,"
+                        " 'test', :now, :now)"
+                    ),
+                    {"id": subscriber_id, "email": email, "key": key, "now": now},
+                )
+                connection.execute(
+                    sa.text(
+                        "INSERT INTO audit_log (subscriber_id, email_key, at, action, cause,"
+                        " actor, detail) VALUES (:id, :key, :now, 'unsubscribe', 'link', 't',"
+                        " '{}')"
+                    ),
+                    {"id": subscriber_id, "key": key, "now": now},
+                )
+            connection.execute(
+                sa.text(
+                    "INSERT INTO suppression (email_key, reason, detail, created_at)"
+                    " VALUES ('anna@strasse.de', 'unsubscribed', '', :now)"
+                ),
+                {"now": now},
+            )
+        upgrade(empty_db_url)
+        with engine.connect() as connection:
+            keys = dict(connection.execute(sa.text("SELECT id, email_key FROM subscriber")).all())
+            audit = dict(
+                connection.execute(sa.text("SELECT subscriber_id, email_key FROM audit_log")).all()
+            )
+            suppressed = connection.execute(sa.text("SELECT email_key FROM suppression")).all()
+        expected = {
+            1: "anna@straße.de",
+            2: "a@σίσυφος.gr",
+            3: "ada@example.com",
+            4: "ada@bücher.example",
+        }
+        assert keys == expected and audit == expected
+        assert suppressed == [("anna@straße.de",)]
+    finally:
+        engine.dispose()

@@ -9,6 +9,7 @@ from digest.errors import InputError
 from subscribers import normalize
 from subscribers.normalize import (
     ascii_address,
+    email_key,
     normalize_categories,
     normalize_email,
     normalize_name,
@@ -165,3 +166,27 @@ def test_bad_categories_are_refused(bad: list[str]) -> None:
 def test_a_single_string_is_not_a_category_list() -> None:
     with pytest.raises(InputError, match="list"):
         normalize_categories("Developer Tools")
+
+
+@pytest.mark.parametrize(
+    ("one", "other"),
+    [
+        ("anna@strasse.de", "anna@straße.de"),
+        ("a@σίσυφος.gr", "a@σίσυφοσ.gr"),
+        ("x@faß.example", "x@fass.example"),
+    ],
+)
+def test_different_domains_keep_different_keys(one: str, other: str) -> None:
+    assert email_key(one) != email_key(other)
+
+
+@pytest.mark.parametrize(
+    ("spellings", "key"),
+    [
+        (["anna@straße.de", "ANNA@STRAßE.DE", "anna@xn--strae-oqa.de"], "anna@straße.de"),
+        (["Anna@Strasse.DE", "anna@strasse.de"], "anna@strasse.de"),
+        (["a@σίσυφος.gr", "a@xn--kxa6ajbbmh.gr"], "a@σίσυφος.gr"),
+    ],
+)
+def test_one_address_in_any_spelling_has_one_key(spellings: list[str], key: str) -> None:
+    assert {email_key(spelling) for spelling in spellings} == {key}
