@@ -5,7 +5,8 @@ address always maps to one ``email_key`` however it was typed: ``Ada@Example.COM
 ``ada@example.com`` and ``ada@xn--bcher-kva.example`` / ``ada@bücher.example`` pairs collide as
 they should, while different domains stay apart even where case-folding would merge them
 (``strasse.de`` and ``straße.de``; ``σίσυφος.gr`` and ``σίσυφοσ.gr``): domains follow UTS-46 /
-IDNA 2008 (the ``idna`` package, through email-validator), the local part ``str.lower``. Syntax checks are delegated to ``email-validator`` (no DNS lookups).
+IDNA 2008 (the ``idna`` package, through email-validator), the local part ``str.lower``.
+Syntax checks are delegated to ``email-validator`` (no DNS lookups).
 """
 
 from __future__ import annotations
