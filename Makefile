@@ -39,9 +39,13 @@ test: lint typecheck pytest
 bench: $(STAMP)
 	@for f in bench/*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
 
-# The official MJML validator (npm), used by the render tests when present.
+# npm tools the render tests use (they install them on first use too): the official MJML
+# validator in both major versions, axe-core and doiuse-email.
 validator:
 	npm install --prefix .cache/npm-mjml mjml@4.18.0 --no-audit --no-fund --loglevel=error
+	npm install --prefix .cache/npm-mjml5 mjml@5.4.1 --no-audit --no-fund --loglevel=error
+	npm install --prefix .cache/npm-axe axe-core@4 --no-audit --no-fund --loglevel=error
+	npm install --prefix .cache/npm-doiuse doiuse-email@0.4 --no-audit --no-fund --loglevel=error
 
 preview: $(STAMP)
 	$(BIN)/digest preview $(if $(WEEK),--week $(WEEK)) --out $(DEMO_DIR)/preview.html

@@ -37,3 +37,8 @@ def npm_package(directory: str, spec: str, wanted: str) -> Path:
 def axe_source() -> str:
     """The axe-core 4.x script, to inject into a page."""
     return (npm_package("npm-axe", "axe-core@4", "axe-core") / "axe.min.js").read_text("utf-8")
+
+
+def doiuse_cli() -> Path:
+    """The doiuse-email CLI (caniemail data)."""
+    return npm_package("npm-doiuse", "doiuse-email@0.4", "doiuse-email") / "bin" / "cli.js"

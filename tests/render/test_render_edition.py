@@ -29,8 +29,9 @@ from digest.render.edition import CompiledVariant, EditionRenderer
 from digest.render.lint import GMAIL_CLIP_BYTES, lint_message
 from digest.render.mjml import MjmlCompiler
 
-MJML_VERSION = "4.18.0"
-MJML_DIR = Path(os.environ.get("DIGEST_NPM_MJML_DIR", REPO_ROOT / ".cache" / "npm-mjml"))
+# The official MJML CLI in both supported major versions, each in its own npm prefix.
+MJML_VERSIONS = {"4.18.0": "npm-mjml", "5.4.1": "npm-mjml5"}
+MJML_CACHE = Path(os.environ.get("DIGEST_NPM_CACHE_DIR", REPO_ROOT / ".cache"))
 
 
 def _w47_variant(settings: Settings, engine: Engine, comparisons_dir: Path) -> CompiledVariant:
@@ -109,17 +110,18 @@ def test_toss_up_is_shown_for_focusloom_vs_calendrift(
     assert "pick" not in text.replace("1 toss-up", "")
 
 
-def _mjml_cli() -> Path:
+def _mjml_cli(version: str) -> Path:
     """The official MJML CLI, installed with npm into the repository's cache on first use."""
-    binary = MJML_DIR / "node_modules" / ".bin" / "mjml"
+    prefix = MJML_CACHE / MJML_VERSIONS[version]
+    binary = prefix / "node_modules" / ".bin" / "mjml"
     if binary.exists():
         return binary
     npm = shutil.which("npm")
     if npm is None:
         pytest.skip("npm is not installed: cannot install the official MJML validator")
-    MJML_DIR.mkdir(parents=True, exist_ok=True)
+    prefix.mkdir(parents=True, exist_ok=True)
     subprocess.run(
-        [npm, "install", "--prefix", str(MJML_DIR), f"mjml@{MJML_VERSION}", "--no-audit",
+        [npm, "install", "--prefix", str(prefix), f"mjml@{version}", "--no-audit",
          "--no-fund", "--loglevel=error"],
         check=True,
         timeout=600,
@@ -128,11 +130,14 @@ def _mjml_cli() -> Path:
     return binary
 
 
-def _validate_strict(source: str, tmp_path: Path, name: str) -> None:
+MJML = pytest.mark.parametrize("version", list(MJML_VERSIONS))
+
+
+def _validate_strict(source: str, tmp_path: Path, name: str, version: str) -> None:
     path = tmp_path / f"{name}.mjml"
     path.write_text(source, encoding="utf-8")
     result = subprocess.run(
-        [str(_mjml_cli()), "--validate", str(path), "--config.validationLevel=strict"],
+        [str(_mjml_cli(version)), "--validate", str(path), "--config.validationLevel=strict"],
         capture_output=True,
         text=True,
         timeout=120,
@@ -141,26 +146,41 @@ def _validate_strict(source: str, tmp_path: Path, name: str) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+@MJML
 def test_w47_mjml_source_passes_the_official_validator_in_strict_mode(
-    make_renderer: RendererFactory, w47_docs: list[ComparisonDoc], tmp_path: Path
+    make_renderer: RendererFactory, w47_docs: list[ComparisonDoc], tmp_path: Path, version: str
 ) -> None:
     variant = make_renderer(w47_docs).variant_for([])
-    _validate_strict(variant.mjml, tmp_path, "w47")
+    _validate_strict(variant.mjml, tmp_path, "w47", version)
 
 
-def test_validator_catches_an_invalid_attribute(tmp_path: Path) -> None:
+@MJML
+def test_folded_mjml_source_passes_the_official_validator(
+    make_renderer: RendererFactory, w47_docs: list[ComparisonDoc], tmp_path: Path, version: str
+) -> None:
+    from render_support import make_settings
+
+    settings = make_settings(email_size_budget_kb=30)
+    variant = make_renderer(w47_docs, settings=settings).variant_for([])
+    assert variant.fit is not None and variant.fit.folded
+    _validate_strict(variant.mjml, tmp_path, "folded", version)
+
+
+@MJML
+def test_validator_catches_an_invalid_attribute(tmp_path: Path, version: str) -> None:
     broken = '<mjml><mj-body><mj-section bogus="1"><mj-column><mj-text>x</mj-text></mj-column></mj-section></mj-body></mjml>'  # noqa: E501
     with pytest.raises(AssertionError, match="illegal"):
-        _validate_strict(broken, tmp_path, "broken")
+        _validate_strict(broken, tmp_path, "broken", version)
 
 
+@MJML
 def test_hostile_mjml_source_passes_the_official_validator(
-    make_renderer: RendererFactory, tmp_path: Path
+    make_renderer: RendererFactory, tmp_path: Path, version: str
 ) -> None:
     from test_render_escaping import hostile_doc
 
     variant = make_renderer([hostile_doc()]).variant_for([])
-    _validate_strict(variant.mjml, tmp_path, "hostile")
+    _validate_strict(variant.mjml, tmp_path, "hostile", version)
 
 
 def test_every_week_of_fixtures_renders_under_the_clip_size(
