@@ -7,9 +7,10 @@ SubscriptionConfirmation or UnsubscribeConfirmation) with RSA: ``SignatureVersio
 SHA1withRSA, 2 is SHA256withRSA. The public key is in the X.509 certificate at
 ``SigningCertURL``, which we fetch only over HTTPS from an SNS host: by default the regional
 endpoint of the topic (``sns.<region>.amazonaws.com``, ``.com.cn`` in China), or the hosts
-listed in ``ses_sns_cert_hosts``. Certificates are cached per URL. A message for any topic but
-``ses_sns_topic_arn`` is refused, whoever signed it: SNS would sign another account's topic
-just as well.
+listed in ``ses_sns_cert_hosts``, at a path of the form ``/SimpleNotificationService-<id>.pem``.
+Certificates are cached per URL, failures too, and fetches are bounded (``CertificateStore``).
+A message for any topic but ``ses_sns_topic_arn`` is refused, whoever signed it: SNS would
+sign another account's topic just as well.
 
 A SubscriptionConfirmation for our topic is confirmed by GETting its ``SubscribeURL`` (checked
 against the same hosts). A Notification's ``Message`` is the SES event (``eventType`` with
@@ -26,6 +27,7 @@ import base64
 import binascii
 import re
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -59,7 +61,8 @@ from digest.webhooks.events import (
 )
 
 NAME = "ses"
-FETCH_TIMEOUT_SECONDS = 10.0
+# SNS answers in well under a second; a fetch that takes longer is refused (503, SNS retries).
+FETCH_TIMEOUT_SECONDS = 3.0
 MAX_CERTIFICATE_BYTES = 64 * 1024
 
 NOTIFICATION = "Notification"
@@ -83,6 +86,7 @@ _HASHES: dict[str, Callable[[], hashes.HashAlgorithm]] = {
     "2": hashes.SHA256,
 }
 _TOPIC_ARN = re.compile(r"^arn:(aws[a-z-]*):sns:([a-z0-9-]+):\d{12}:[\w.-]+$")
+_CERT_PATH = re.compile(r"/SimpleNotificationService-[A-Za-z0-9]{1,64}\.pem")
 _SES_VALIDATION_MESSAGE = "Successfully validated SNS topic for Amazon SES event publishing."
 
 Fetch = Callable[[str], bytes]
@@ -107,36 +111,80 @@ def confirm_subscription(url: str) -> None:
 class CertificateStore:
     """SNS signing keys by certificate URL: fetched once, then served from memory.
 
-    Thread-safe; holds at most ``max_entries`` keys (SNS rotates its certificate rarely, and a
-    new URL is simply fetched).
+    Anyone can post a message naming a certificate URL on an SNS host, so fetching is bounded:
+    at most ``max_fetches`` run at once and a request beyond that is refused at once (503, SNS
+    retries) instead of holding a worker thread; a failed URL is not fetched again for
+    ``failure_ttl`` seconds; and after any failure no new URL is fetched for
+    ``backoff_seconds``. Other routes therefore keep their threads however many such posts
+    arrive. Thread-safe; holds at most ``max_entries`` keys and ``max_failures`` failures.
     """
 
-    def __init__(self, fetch: Fetch = fetch_certificate, *, max_entries: int = 16) -> None:
+    def __init__(
+        self,
+        fetch: Fetch = fetch_certificate,
+        *,
+        max_entries: int = 16,
+        max_fetches: int = 2,
+        failure_ttl: float = 300.0,
+        backoff_seconds: float = 5.0,
+        max_failures: int = 1024,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._fetch = fetch
         self._max_entries = max_entries
         self._keys: OrderedDict[str, rsa.RSAPublicKey] = OrderedDict()
+        self._failures: OrderedDict[str, tuple[float, str]] = OrderedDict()
+        self._max_failures = max_failures
+        self._failure_ttl = failure_ttl
+        self._backoff_seconds = backoff_seconds
+        self._backoff_until = 0.0
+        self._fetching = threading.BoundedSemaphore(max_fetches)
+        self._clock = clock
         self._lock = threading.Lock()
 
     def public_key(self, url: str) -> rsa.RSAPublicKey:
         with self._lock:
             cached = self._keys.get(url)
-        if cached is not None:
-            return cached
+            if cached is not None:
+                return cached
+            now = self._clock()
+            failed = self._failures.get(url)
+            if failed is not None and failed[0] > now:
+                raise UnavailableError(f"cannot fetch the SNS signing certificate: {failed[1]}")
+            if now < self._backoff_until:
+                raise UnavailableError("SNS certificate fetches are paused after a failure")
+        if not self._fetching.acquire(blocking=False):
+            raise UnavailableError("too many SNS certificate fetches in progress")
         try:
             pem = self._fetch(url)
         except Exception as exc:
-            raise UnavailableError(f"cannot fetch the SNS signing certificate: {exc}") from None
+            reason = f"{type(exc).__name__}: {exc}"[:200]
+            self._failed(url, reason)
+            raise UnavailableError(f"cannot fetch the SNS signing certificate: {reason}") from None
+        finally:
+            self._fetching.release()
         try:
             key = x509.load_pem_x509_certificate(pem).public_key()
         except ValueError:
+            self._failed(url, "unreadable certificate")
             raise SignatureError("the SNS signing certificate cannot be read") from None
         if not isinstance(key, rsa.RSAPublicKey):
+            self._failed(url, "no RSA key")
             raise SignatureError("the SNS signing certificate has no RSA key")
         with self._lock:
             self._keys[url] = key
             while len(self._keys) > self._max_entries:
                 self._keys.popitem(last=False)
         return key
+
+    def _failed(self, url: str, reason: str) -> None:
+        with self._lock:
+            now = self._clock()
+            self._failures[url] = (now + self._failure_ttl, reason)
+            self._failures.move_to_end(url)
+            while len(self._failures) > self._max_failures:
+                self._failures.popitem(last=False)
+            self._backoff_until = now + self._backoff_seconds
 
 
 _default_store = CertificateStore()
@@ -229,6 +277,9 @@ def verify(
     if hash_factory is None:
         raise SignatureError("unsupported SNS SignatureVersion")
     cert_url = check_sns_url(message.get("SigningCertURL"), hosts, "SigningCertURL")
+    cert_parts = urlsplit(cert_url)
+    if not _CERT_PATH.fullmatch(cert_parts.path) or cert_parts.query or cert_parts.fragment:
+        raise SignatureError("the SigningCertURL is not an SNS certificate path")
     signed = string_to_sign(message)
     try:
         signature = base64.b64decode(str(message["Signature"]), validate=True)

@@ -373,3 +373,86 @@ def test_unconfigured_topic_refuses_with_503(
     client = make_client(ses_sns_topic_arn=None)
 
     assert post(client, signer.notification(bounce(["a@example.com"]))).status_code == 503
+
+
+def test_certificate_failures_are_cached_and_fetches_pause() -> None:
+    from digest.webhooks.events import UnavailableError
+    from digest.webhooks.ses import CertificateStore
+
+    calls: list[str] = []
+    now = [0.0]
+
+    def failing(url: str) -> bytes:
+        calls.append(url)
+        raise OSError("unreachable")
+
+    store = CertificateStore(failing, failure_ttl=300, backoff_seconds=5, clock=lambda: now[0])
+    url = "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-a.pem"
+    other = "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-b.pem"
+    for _ in range(20):
+        with pytest.raises(UnavailableError):
+            store.public_key(url)
+    with pytest.raises(UnavailableError, match="paused"):
+        store.public_key(other)
+    assert calls == [url]
+    now[0] = 10.0  # past the pause: a new URL is tried, the failed one is still remembered
+    with pytest.raises(UnavailableError):
+        store.public_key(other)
+    with pytest.raises(UnavailableError):
+        store.public_key(url)
+    assert calls == [url, other]
+    now[0] = 400.0  # the failure has expired
+    with pytest.raises(UnavailableError):
+        store.public_key(url)
+    assert calls == [url, other, url]
+
+
+def test_certificate_fetches_beyond_the_bound_are_refused_at_once() -> None:
+    import threading
+    import time
+
+    from digest.webhooks.events import UnavailableError
+    from digest.webhooks.ses import CertificateStore
+
+    release = threading.Event()
+
+    def blocked(url: str) -> bytes:
+        release.wait(10)
+        raise OSError("slow")
+
+    store = CertificateStore(blocked, max_fetches=2)
+    urls = [
+        f"https://sns.us-east-1.amazonaws.com/SimpleNotificationService-{n}.pem" for n in range(3)
+    ]
+
+    def fetch_in_background(url: str) -> None:
+        with pytest.raises(UnavailableError):
+            store.public_key(url)
+
+    threads = [threading.Thread(target=fetch_in_background, args=(url,)) for url in urls[:2]]
+    for thread in threads:
+        thread.start()
+    time.sleep(0.2)
+    started = time.perf_counter()
+    with pytest.raises(UnavailableError, match="too many"):
+        store.public_key(urls[2])
+    assert time.perf_counter() - started < 1.0
+    release.set()
+    for thread in threads:
+        thread.join(10)
+
+
+def test_certificate_url_must_be_an_sns_certificate_path(
+    client: TestClient, signer: Signer, sns: SnsDouble
+) -> None:
+    for path in (
+        "/anything.pem",
+        "/SimpleNotificationService-x.pem?a=1",
+        "/a/SimpleNotificationService-x.pem",
+    ):
+        message = signer.notification(
+            bounce(["ada@example.com"]),
+            SigningCertURL=f"https://sns.us-east-1.amazonaws.com{path}",
+        )
+        assert post(client, message).status_code in (400, 401, 403)
+    assert sns.fetched == []
