@@ -114,6 +114,10 @@ def _print_plan(engine: Engine, settings: Settings, week: Any) -> None:
     typer.echo(f"comparisons: {len(plan.titles)}")
     for title in plan.titles:
         typer.echo(f"  - {title}")
+    if plan.documents:
+        from digest.render.edition import size_report
+
+        typer.echo(f"size: {size_report(settings, plan.documents, week=week)}")
     typer.echo(f"recipients: {plan.recipients} in {len(plan.variants)} variant(s)")
     for variant in plan.variants:
         typer.echo(

@@ -176,6 +176,7 @@ class SendPlan:
     titles: tuple[str, ...]
     variants: tuple[VariantPlan, ...]
     reason: str = ""
+    documents: tuple[ComparisonDoc, ...] = ()  # what the edition carries (for the size line)
 
     @property
     def recipients(self) -> int:
@@ -224,7 +225,8 @@ def plan_send(engine: Engine, settings: Settings, week: IsoWeek) -> SendPlan:
         for variant, count in counts.most_common()
     )
     subject = edition.subject if edition else _subject(settings, week, documents)
-    return SendPlan(week, edition, subject, tuple(doc.title for doc in documents), variants)
+    titles = tuple(doc.title for doc in documents)
+    return SendPlan(week, edition, subject, titles, variants, documents=tuple(documents))
 
 
 def _selections(documents: Sequence[ComparisonDoc]) -> dict[str, list[ComparisonDoc]]:

@@ -127,6 +127,7 @@ def build_preview(
         )
         return Preview(week, recipient, categories, edition_id, None, None, (), tuple(notes))
     message = variant.message_for(recipient, message_id=variant.new_message_id())
+    notes.append(f"size: {variant.size_report()}")
     return Preview(
         week,
         recipient,

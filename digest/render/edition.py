@@ -180,6 +180,19 @@ class EditionRenderer:
             return variant
 
 
+def size_report(
+    settings: Settings, comparisons: Sequence[ComparisonDoc], *, week: IsoWeek
+) -> str:
+    """What the size budget makes of ``comparisons`` for a reader of every category (the
+    largest variant): ``"HTML 41.5 KB of a 90 KB budget; all 6 comparisons as full cards"``."""
+    renderer = EditionRenderer(
+        settings, comparisons, week=week, archive_url=archive.archive_url(settings, str(week))
+    )
+    variant = renderer.variant_for(())
+    assert variant is not None  # an edition has at least one comparison
+    return variant.size_report()
+
+
 def subject_for(settings: Settings, week: IsoWeek) -> Callable[[Sequence[ComparisonDoc]], str]:
     """How the subject line of ``week``'s edition is written from the comparisons it carries
     (``settings.subject_template``); ``digest.editions.service.open_edition`` stores it."""

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -123,6 +124,9 @@ def test_dry_run_changes_nothing(cli: Engine, postmark: FakePostmark) -> None:
     assert "would create the edition of 2026-W47" in result.output
     assert "subject: Deskpilot vs Ticketsmith, and 5 more verdicts" in result.output
     assert "recipients: 8 in 4 variant(s)" in result.output
+    assert re.search(
+        r"size: HTML \d+\.\d KB of a 90 KB budget; all 6 comparisons as full cards", result.output
+    )
     assert ledger(cli) == [] and postmark.calls == 0
 
 

@@ -87,7 +87,8 @@ def test_html_for_the_sample_reader(preview_env: Engine) -> None:
     for title in ("Deskpilot vs Ticketsmith", "Chartwise vs Querylark"):
         assert title in result.stdout
     assert "Hi there," in result.stdout
-    assert result.stderr == ""  # https base URL, small HTML: no warning
+    # https base URL, small HTML: no warning, only the size line.
+    assert result.stderr.startswith("note: size: HTML ") and "warning" not in result.stderr
     assert _counts(preview_env) == before
 
 
@@ -153,6 +154,7 @@ def test_lint_warnings_go_to_stderr(preview_env: Engine, monkeypatch: pytest.Mon
     assert result.stderr.count("warning: link:") == 1
     assert "warning: list-unsubscribe" in result.stderr
     assert "warning" not in result.stdout
+    assert "note: size: HTML " in result.stderr and "KB of a 90 KB budget" in result.stderr
 
 
 def test_subscriber_without_matching_comparisons_gets_nothing(preview_env: Engine) -> None:
