@@ -180,9 +180,7 @@ class EditionRenderer:
             return variant
 
 
-def size_report(
-    settings: Settings, comparisons: Sequence[ComparisonDoc], *, week: IsoWeek
-) -> str:
+def size_report(settings: Settings, comparisons: Sequence[ComparisonDoc], *, week: IsoWeek) -> str:
     """What the size budget makes of ``comparisons`` for a reader of every category (the
     largest variant): ``"HTML 41.5 KB of a 90 KB budget; all 6 comparisons as full cards"``."""
     renderer = EditionRenderer(
