@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +22,20 @@ from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session
 
 from digest.config import Settings
+from digest.errors import ConfigError, DigestError
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+
+class SchemaError(ConfigError):
+    """The database has no schema or an older one: `digest db upgrade` brings it up to date."""
+
+
+class DatabaseUnavailable(DigestError):
+    """The database cannot be reached or opened (server down, wrong credentials, bad file)."""
+
+    exit_code = 69  # EX_UNAVAILABLE
 
 
 def utcnow() -> dt.datetime:
@@ -73,9 +85,8 @@ def create_engine(url: str, *, echo: bool = False) -> Engine:
 
 
 def _sqlite_engine(url: str, *, echo: bool) -> Engine:
-    database = sa.engine.make_url(url).database
-    if database and database != ":memory:":
-        Path(database).parent.mkdir(parents=True, exist_ok=True)
+    # No mkdir here: only `digest db upgrade` creates the database (see ``upgrade``), so that a
+    # command pointed at a wrong path creates nothing and says so (``require_schema``).
     engine = sa.create_engine(
         url,
         echo=echo,
@@ -175,10 +186,83 @@ def alembic_config(database_url: str) -> Any:
 
 
 def upgrade(database_url: str, revision: str = "head") -> None:
-    """Bring the database at ``database_url`` to ``revision`` (creating it if needed)."""
+    """Bring the database at ``database_url`` to ``revision`` (creating it, and on SQLite the
+    file's directory, if needed)."""
     from alembic import command
 
-    command.upgrade(alembic_config(database_url), revision)
+    path = sqlite_path(database_url)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        command.upgrade(alembic_config(database_url), revision)
+    except sa.exc.DBAPIError as exc:
+        raise DatabaseUnavailable(
+            f"database {database_label(database_url)} cannot be upgraded: {_reason(exc)}"
+        ) from exc
+
+
+def sqlite_path(url: str | sa.engine.URL) -> Path | None:
+    """The absolute path of a SQLite database file; ``None`` for in-memory or other databases."""
+    parsed = sa.engine.make_url(url)
+    if not parsed.drivername.startswith("sqlite") or parsed.database in (None, "", ":memory:"):
+        return None
+    if parsed.query.get("mode") == "memory":
+        return None
+    return Path(parsed.database).expanduser().resolve()
+
+
+def database_label(url: str | sa.engine.URL) -> str:
+    """How messages name a database: a SQLite file's absolute path, else the URL without its
+    password."""
+    path = sqlite_path(url)
+    if path is not None:
+        return str(path)
+    return sa.engine.make_url(url).render_as_string(hide_password=True)
+
+
+def require_schema(engine: Engine) -> None:
+    """Refuse, in one line, a database that `digest db upgrade` has not brought to the latest
+    revision: a missing SQLite file (not created by this check), an empty database or schema,
+    an older revision, or a database that cannot be reached.
+
+    Every command that uses the database calls this first, so none of them stops half-way
+    with a driver's ``no such table``.
+    """
+    label = database_label(engine.url)
+    advice = "run `digest db upgrade`"
+    path = sqlite_path(engine.url)
+    if path is not None and not path.is_file():
+        raise SchemaError(f"database {label} has no schema: {advice}")
+    try:
+        with engine.connect() as connection:
+            versions: set[str] = set()
+            if sa.inspect(connection).has_table("alembic_version"):
+                rows = connection.execute(sa.text("SELECT version_num FROM alembic_version"))
+                versions = {str(row[0]) for row in rows}
+    except sa.exc.DBAPIError as exc:
+        raise DatabaseUnavailable(f"database {label} cannot be used: {_reason(exc)}") from exc
+    if not versions:
+        raise SchemaError(f"database {label} has no schema: {advice}")
+    heads = set(_head_revisions())
+    if versions != heads:
+        at, latest = ", ".join(sorted(versions)), ", ".join(sorted(heads))
+        raise SchemaError(
+            f"database {label} is at revision {at}, not the latest ({latest}): {advice}"
+        )
+
+
+def _reason(exc: sa.exc.DBAPIError) -> str:
+    """The driver's own message, first line only (SQLAlchemy appends the statement and a
+    link)."""
+    lines = str(exc.orig).strip().splitlines() if exc.orig is not None else []
+    return lines[0] if lines else type(exc).__name__
+
+
+@lru_cache(maxsize=1)
+def _head_revisions() -> tuple[str, ...]:
+    from alembic.script import ScriptDirectory
+
+    return tuple(ScriptDirectory.from_config(alembic_config("sqlite://")).get_heads())
 
 
 def current_revision(engine: Engine) -> str | None:

@@ -5,6 +5,8 @@ Each branch carries the exit code (``sysexits.h``) the CLI ends with, with or wi
 
     DigestError                     anything the user can act on; the CLI prints it as one line  1
     ├── ConfigError                 settings that cannot work (placeholder secret, bad zone)    78
+    │   └── SchemaError             the database lacks the latest schema (digest.db)            78
+    ├── DatabaseUnavailable         the database cannot be reached or opened (digest.db)        69
     ├── InputError                  a file, row or field that is not acceptable input           65
     │   ├── ContentError            a comparison document that fails validation (every problem) 65
     │   ├── HeaderInjectionError    a header value with a line break, a bad header name         65

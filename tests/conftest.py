@@ -73,7 +73,7 @@ def _pg_schema(*, with_tables: bool) -> Iterator[str]:
     try:
         if with_tables:
             engine = create_engine(url)
-            digest.models.metadata.create_all(engine)
+            digest.models.create_schema(engine)
             engine.dispose()
         yield url
     finally:
@@ -111,7 +111,7 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path / 'digest.db'}"
         engine = create_engine(url)
-        digest.models.metadata.create_all(engine)
+        digest.models.create_schema(engine)
         engine.dispose()
         yield url
         return

@@ -28,9 +28,13 @@ def settings() -> Settings:
 
 
 def engine(current: Settings | None = None) -> Engine:
-    from digest.db import engine_from_settings
+    """The engine of the configured database, once it is known to have the latest schema
+    (otherwise one line, ``database … has no schema: run `digest db upgrade```, exit 78)."""
+    from digest.db import engine_from_settings, require_schema
 
-    return engine_from_settings(current or settings())
+    result = engine_from_settings(current or settings())
+    require_schema(result)
+    return result
 
 
 def resolve_week(week: str | None, current: Settings, now: dt.datetime | None = None) -> IsoWeek:

@@ -6,6 +6,8 @@ from typing import Annotated
 
 import typer
 
+from digest.cli import common
+
 
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
@@ -19,10 +21,9 @@ def serve(
     """
     import uvicorn
 
-    from digest.config import get_settings
     from digest.web.app import create_app
 
-    settings = get_settings()
+    settings = common.settings()
     settings.require_signing_key()
-    app = create_app(settings)
+    app = create_app(settings, engine=common.engine(settings))
     uvicorn.run(app, host=host, port=port, proxy_headers=False, server_header=False)

@@ -251,7 +251,7 @@ def test_two_scheduler_processes_send_one_edition_nobody_twice(
     tmp_path: Path,
     add_subscribers: Any,
 ) -> None:
-    digest.models.metadata.create_all(engine)
+    digest.models.create_schema(engine)
     emails = add_subscribers(40)
     content, outbox = tmp_path / "content", tmp_path / "outbox"
     week = comparison_in_last_week(sorted(comparisons_dir.glob("*.json"))[0], content)

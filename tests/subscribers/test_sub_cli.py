@@ -32,7 +32,7 @@ def database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     monkeypatch.setenv("DIGEST_EMAIL_BACKEND", "outbox")
     monkeypatch.setenv("DIGEST_OUTBOX_DIR", str(tmp_path / "outbox"))
     engine = create_engine(url)
-    digest.models.metadata.create_all(engine)
+    digest.models.create_schema(engine)
     engine.dispose()
     get_settings.cache_clear()
     yield url

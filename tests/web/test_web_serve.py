@@ -12,6 +12,7 @@ import uvicorn
 from starlette.applications import Starlette
 
 from digest.config import get_settings
+from digest.db import upgrade
 
 # By module path: the package may re-export the command function under the same name.
 serve_module = importlib.import_module("digest.cli.serve")
@@ -20,7 +21,9 @@ serve_module = importlib.import_module("digest.cli.serve")
 @pytest.fixture
 def environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.chdir(tmp_path)  # no stray .env
-    monkeypatch.setenv("DIGEST_DATABASE_URL", f"sqlite:///{tmp_path / 'serve.db'}")
+    url = f"sqlite:///{tmp_path / 'serve.db'}"
+    upgrade(url)
+    monkeypatch.setenv("DIGEST_DATABASE_URL", url)
     monkeypatch.setenv("DIGEST_EMAIL_BACKEND", "memory")
     get_settings.cache_clear()
     yield
