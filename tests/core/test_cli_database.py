@@ -20,7 +20,7 @@ from digest.cli import main
 from digest.config import get_settings
 from digest.db import create_engine, head_revision, upgrade
 
-SECRET = "cli-database-test-secret-0123456789abcdef"
+SECRET = "q7Vx2LmP9sKd4RtY8wNb3HcJ6fGz1AeU5oWi0Tq"
 
 # Every command that reads or writes the database, read-only ones first.
 COMMANDS = [
