@@ -86,7 +86,8 @@ class Settings(BaseSettings):
     send_rate: float = Field(50.0, gt=0, description="messages per second")
     send_concurrency: int = Field(2, ge=1, le=64)
     send_batch_size: int = Field(500, ge=1, le=1000)
-    send_max_attempts: int = Field(5, ge=1, le=20)
+    # How long a row keeps being retried after its first retryable failure (seconds).
+    send_retry_window: float = Field(3600.0, gt=0)
     send_timeout: float = Field(30.0, gt=0)
     lease_seconds: int = Field(300, ge=10)
 

@@ -1,45 +1,60 @@
 """``digest send``, ``status``, ``resend``, ``cancel`` and ``worker``: sending editions and
 watching them go out. A thin layer over ``digest.delivery``.
 
-Exit codes of ``send`` and ``worker``: 0 when the edition is out (nothing pending, nothing
-failed or unknown), 1 when rows failed or are unknown (see ``digest resend``), 69 when the
-provider refused the request for good (bad credentials: nothing of that batch was sent),
-75 when sending is paused, 130/143 after SIGINT/SIGTERM (the current batch is finished or
-given back first; running ``send`` again resumes).
+Exit codes of ``send``: 0 when the edition is out (nothing pending, nothing failed or
+unknown), 1 when rows failed or are unknown (see ``digest resend``) or the edition was
+cancelled, 69 when the provider refused the request for good (bad credentials: nothing of
+that batch was sent), 75 when sending is paused or outside the send window (one line says
+until when), 130/143 after SIGINT/SIGTERM (the calls in flight are finished, the rest given
+back; running ``send`` again resumes).
+
+``worker`` exits 0 when stopped by SIGTERM/SIGINT (a normal stop: work in hand is given back),
+and 1 when rows it sent failed or are unknown.
 """
 
 from __future__ import annotations
 
+import getpass
 import logging
 import signal
+import socket
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from digest.cli import common
-from digest.errors import ConflictError, NotFoundError
+from digest.errors import ConflictError, DigestError
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
     from digest.config import Settings
-    from digest.delivery.sender import RunReport, SendStats
-    from digest.editions.models import Edition
+    from digest.delivery.run import SendReport
+    from digest.delivery.sender import SendStats
 
 app = typer.Typer(help="Send editions and follow their delivery.", no_args_is_help=True)
 log = logging.getLogger("digest.delivery")
 
 EXIT_INCOMPLETE = 1
-EXIT_PAUSED = 75  # EX_TEMPFAIL: try again later
+EXIT_TEMPFAIL = 75  # EX_TEMPFAIL: paused or outside the window, try again later
 PROGRESS_LOG_SECONDS = 5.0
 
 EditionOption = Annotated[int, typer.Option("--edition", help="Edition id (see `digest status`).")]
+
+
+def _operator() -> str:
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "unknown"
+    return f"{user}@{socket.gethostname()}"
 
 
 # -- send ----------------------------------------------------------------------------------------
@@ -62,11 +77,19 @@ def send_command(
             help="Send one test copy to ADDRESS (subject prefixed [TEST]); no ledger change.",
         ),
     ] = None,
+    now: Annotated[
+        bool,
+        typer.Option(
+            "--now",
+            help="Send even outside DIGEST_SEND_WINDOW (recorded, with who asked). The pause "
+            "switch still holds.",
+        ),
+    ] = False,
 ) -> None:
     """Create (or resume) the week's edition and send it to every subscriber."""
     from digest.backends.registry import get_backend
-    from digest.delivery.prepare import prepare_edition, send_test_copy
-    from digest.editions.models import EditionStatus
+    from digest.delivery.prepare import send_test_copy
+    from digest.delivery.run import Run, run_edition
 
     settings = common.settings()
     settings.require_signing_key()
@@ -84,18 +107,17 @@ def send_command(
         typer.echo(f"test copy of {selected} sent to {to.strip()} ({result.message_id})")
         return
 
-    outcome = prepare_edition(engine, settings, selected)
-    edition = outcome.edition
-    if edition is None:
-        typer.echo(outcome.reason)
-        return
-    assert edition.id is not None
-    if edition.status == EditionStatus.CANCELLED:
-        raise ConflictError(f"edition {edition.id} ({edition.week}) is cancelled")
-    verb = "created" if outcome.created else "resuming"
-    typer.echo(f"edition {edition.id} ({edition.week}) {verb}: {edition.subject}")
-    report = _deliver(engine, settings, edition_ids=[edition.id], worker_mode=False)
-    _finish(engine, edition.id, report)
+    stop = threading.Event()
+    with _stop_on_signals(stop) as received, _progress() as on_progress:
+        report = run_edition(
+            engine,
+            settings,
+            selected,
+            ignore_window=now,
+            operator=_operator(),
+            run=Run(stop=stop, on_progress=on_progress, on_wait=_waiting_line()),
+        )
+    _finish_send(report, received)
 
 
 def _print_plan(engine: Engine, settings: Settings, week: Any) -> None:
@@ -126,110 +148,74 @@ def _print_plan(engine: Engine, settings: Settings, week: Any) -> None:
         )
 
 
-def _finish(engine: Engine, edition_id: int, report: RunReport) -> None:
+def _finish_send(report: SendReport, received: list[int]) -> None:
     """Print where the edition stands and exit with the code the module docstring lists."""
-    from digest.db import session_scope
-    from digest.delivery.admin import state_counts
-    from digest.delivery.sender import RunOutcome
-    from digest.editions.models import EditionStatus
-    from digest.editions.service import get_edition
+    from digest.delivery.run import Outcome
 
-    with session_scope(engine) as session:
-        edition = get_edition(session, edition_id)
-        counts = state_counts(session, edition_id)
+    edition = report.edition
+    if report.outcome is Outcome.NO_EDITION:
+        typer.echo(report.reason)
+        return
+    assert edition is not None
+    verb = "created" if report.created else "resuming"
+    typer.echo(f"edition {edition.id} ({edition.week}) {verb}: {edition.subject}")
+    counts = report.counts
     typer.echo(_counts_line(counts))
-    if report.outcome is RunOutcome.STOPPED:
-        return  # ``_deliver`` exits with the signal's code
-    if report.outcome is RunOutcome.PAUSED:
-        common.echo_err("sending is paused; run `digest send` again once it is resumed")
-        raise typer.Exit(EXIT_PAUSED)
-    if edition.status == EditionStatus.CANCELLED:
-        common.echo_err(f"edition {edition_id} was cancelled")
+    if report.outcome is Outcome.STOPPED:
+        name = signal.Signals(received[0]).name if received else "a stop"
+        common.echo_err(f"stopped by {name}; calls in progress were finished, the rest given back")
+        common.echo_err("run `digest send` again to resume")
+        raise typer.Exit(128 + (received[0] if received else signal.SIGTERM))
+    if report.outcome in (Outcome.HELD, Outcome.PAUSED):
+        assert report.hold is not None
+        if report.outcome is Outcome.HELD:
+            common.echo_err(
+                f"outside the send window: {report.hold.describe()}; "
+                "`digest send --now` sends anyway"
+            )
+        else:
+            common.echo_err(
+                f"sending is {report.hold.describe()}; run `digest send` again once resumed"
+            )
+        raise typer.Exit(EXIT_TEMPFAIL)
+    if report.outcome is Outcome.CANCELLED:
+        if not report.stats:
+            raise ConflictError(f"edition {edition.id} ({edition.week}) is cancelled")
+        common.echo_err(f"edition {edition.id} was cancelled")
         raise typer.Exit(EXIT_INCOMPLETE)
     trouble = counts["failed"] + counts["unknown"]
-    if counts["pending"] or counts["claimed"] or trouble:
-        if trouble:
-            common.echo_err(
-                f"{counts['failed']} failed, {counts['unknown']} unknown: see `digest status "
-                f"--edition {edition_id}`, then `digest resend --edition {edition_id} "
-                "--failed-only`"
-            )
+    if trouble:
+        common.echo_err(
+            f"{counts['failed']} failed, {counts['unknown']} unknown: see `digest status "
+            f"--edition {edition.id}`, then `digest resend --edition {edition.id} "
+            "--failed-only`"
+        )
         raise typer.Exit(EXIT_INCOMPLETE)
-    typer.echo(f"edition {edition_id} ({edition.week}) is sent")
+    typer.echo(f"edition {edition.id} ({edition.week}) is sent")
 
 
 def _counts_line(counts: dict[str, int]) -> str:
     return " ".join(f"{state}={count}" for state, count in counts.items())
 
 
-# -- the engine, its progress and signals ----------------------------------------------------
+def _waiting_line() -> Callable[[int, Any], None]:
+    """``digest send`` waiting for deferred rows: one line whenever the next retry changes."""
+    from digest.db import utcnow
 
+    last: list[Any] = [None]
 
-def _deliver(
-    engine: Engine,
-    settings: Settings,
-    *,
-    edition_ids: list[int] | None,
-    worker_mode: bool,
-    once: bool = False,
-    poll: float = 5.0,
-) -> RunReport:
-    from digest.backends.registry import get_backend
-    from digest.db import session_scope
-    from digest.delivery.admin import state_counts
-    from digest.delivery.prepare import complete_ledgers, message_factories
-    from digest.delivery.sender import DeliveryEngine, RunOutcome
+    def say(deferred: int, due: Any) -> None:
+        if due == last[0]:
+            return
+        last[0] = due
+        seconds = max(0.0, (due - utcnow()).total_seconds()) if due is not None else 0.0
+        at = due.isoformat(timespec="seconds").replace("+00:00", "Z") if due else "?"
+        common.echo_err(
+            f"waiting: {deferred} deferred row(s), next retry at {at} (in {seconds:.0f} s);"
+            " Ctrl-C stops, `digest send` resumes"
+        )
 
-    stop = threading.Event()
-    with _stop_on_signals(stop) as received, get_backend(settings) as backend:
-        total = _open_rows(engine, edition_ids) if edition_ids else None
-        with _progress(total) as on_progress:
-            sender = DeliveryEngine(
-                engine,
-                settings,
-                backend,
-                message_factories(engine, settings),
-                stop=stop,
-                on_progress=on_progress,
-            )
-            if worker_mode:
-                report = sender.run(
-                    None,
-                    until_done=False,
-                    forever=not once,
-                    poll=poll,
-                    on_idle=lambda: complete_ledgers(engine, settings),
-                )
-            else:
-                report = sender.run(edition_ids, poll=poll)
-    stats = report.stats
-    log.info(
-        "run outcome=%s sent=%d failed=%d unknown=%d skipped=%d",
-        report.outcome,
-        stats["sent"],
-        stats["failed"],
-        stats["unknown"],
-        stats["skipped"],
-    )
-    if report.outcome is RunOutcome.STOPPED and received:
-        signum = received[0]
-        name = signal.Signals(signum).name
-        common.echo_err(f"stopped by {name}; batches in progress were finished or given back")
-        if edition_ids:
-            with session_scope(engine) as session:
-                common.echo_err(_counts_line(state_counts(session, edition_ids[0])))
-            common.echo_err("run `digest send` again to resume")
-        raise typer.Exit(128 + signum)
-    return report
-
-
-def _open_rows(engine: Engine, edition_ids: list[int]) -> int:
-    from digest.db import session_scope
-    from digest.delivery.admin import state_counts
-
-    with session_scope(engine) as session:
-        counts = state_counts(session, edition_ids[0])
-    return counts["pending"] + counts["claimed"]
+    return say
 
 
 @contextmanager
@@ -259,35 +245,28 @@ def _stop_on_signals(stop: threading.Event) -> Iterator[list[int]]:
 
 
 @contextmanager
-def _progress(total: int | None) -> Iterator[Callable[[SendStats], None]]:
-    """A progress bar on a terminal; structured log lines (key=value) every few seconds
+def _progress() -> Iterator[Callable[[SendStats], None]]:
+    """A progress display on a terminal; structured log lines (key=value) every few seconds
     otherwise."""
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-    )
-
     started = time.monotonic()
-    if sys.stderr.isatty() and total:
+    if sys.stderr.isatty():
+        from rich.progress import BarColumn, Progress, TextColumn
+
         with Progress(
             TextColumn("sending"),
             BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[detail]}"),
-            TimeRemainingColumn(),
+            TextColumn("{task.completed} done, {task.fields[detail]}"),
             transient=False,
         ) as bar:
-            task = bar.add_task("send", total=total, detail="")
+            task = bar.add_task("send", total=None, detail="")
 
             def update(stats: SendStats) -> None:
                 done = stats.sent + stats.failed + stats.unknown + stats.skipped
                 bar.update(
                     task,
                     completed=done,
-                    detail=f"failed {stats.failed} unknown {stats.unknown}",
+                    detail=f"failed {stats.failed} unknown {stats.unknown} "
+                    f"deferred {stats.deferred}",
                 )
 
             yield update
@@ -302,8 +281,7 @@ def _progress(total: int | None) -> Iterator[Callable[[SendStats], None]]:
         last[0] = now
         counts = stats.as_dict()
         rate = counts["sent"] / max(now - started, 1e-9)
-        remaining = "" if total is None else f" total={total}"
-        common.echo_err(f"progress {_counts_line(counts)} rate={rate:.1f}/s{remaining}")
+        common.echo_err(f"progress {_counts_line(counts)} rate={rate:.1f}/s")
 
     yield log_line
 
@@ -314,42 +292,70 @@ def _progress(total: int | None) -> Iterator[Callable[[SendStats], None]]:
 @app.command("status")
 def status_command(
     edition_id: Annotated[
-        int | None, typer.Option("--edition", help="Edition id (default: the latest).")
+        int | None,
+        typer.Option(
+            "--edition", help="Edition id (default: the one in progress, else the latest)."
+        ),
     ] = None,
-    json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object (also on errors).")
+    ] = False,
 ) -> None:
-    """Where an edition stands: rows per state, the rate over the last minute, the ETA."""
-    from digest.db import session_scope
-    from digest.delivery.admin import status_report
-    from digest.editions.service import get_edition, latest_edition
-    from digest.scheduler.heartbeat import scheduler_status
-
-    settings = common.settings()
-    engine = common.engine(settings)
-    with session_scope(engine) as session:
-        edition: Edition | None
-        if edition_id is None:
-            edition = latest_edition(session, settings.newsletter)
-            if edition is None:
-                raise NotFoundError("no edition yet: `digest send` creates the first one")
-        else:
-            edition = get_edition(session, edition_id)
-        report = status_report(session, edition)
-    scheduler = scheduler_status(engine)
+    """Where a send stands: held, paused, sending or sent; rows per state, deferred rows and
+    the next retry, the rate over the last minute and the ETA while sending."""
+    try:
+        data, scheduler = _status(edition_id)
+    except DigestError as exc:
+        if json_output:
+            common.print_json({"error": str(exc)})
+            raise typer.Exit(exc.exit_code) from None
+        raise
     if json_output:
-        common.print_json(report.as_json() | {"scheduler": scheduler})
+        common.print_json(data | {"scheduler": scheduler})
         return
-    data = report.as_json()
-    typer.echo(f"edition {data['edition']}  {data['week']}  {data['status']}  {data['subject']}")
+    if data["edition"] is None:
+        typer.echo("no edition yet: `digest send` (or the scheduler) creates the first one")
+        typer.echo(_scheduler_line(scheduler))
+        return
+    typer.echo(f"edition {data['edition']}  {data['week']}  {data['state']}  {data['subject']}")
     for state, count in data["counts"].items():
         typer.echo(f"  {state:<8} {count:>8}")
-    eta = data["eta_seconds"]
-    eta_text = "done" if report.remaining == 0 else ("unknown" if eta is None else f"{eta:.0f} s")
-    typer.echo(f"  rate {data['rate_per_second']:.1f} msg/s over the last minute; ETA {eta_text}")
+    typer.echo(f"  {'deferred':<8} {data['deferred']:>8}")
+    if data["next_retry_at"]:
+        typer.echo(f"  next retry at {data['next_retry_at']}")
+    if data["state"] == "sending":
+        eta = data["eta_seconds"]
+        eta_text = "unknown" if eta is None else f"{eta:.0f} s"
+        typer.echo(
+            f"  rate {data['rate_per_second']:.1f} msg/s over the last minute; ETA {eta_text}"
+        )
     if data["webhook"]:
         events = ", ".join(f"{kind} {count}" for kind, count in sorted(data["webhook"].items()))
         typer.echo(f"  provider events: {events}")
     typer.echo(_scheduler_line(scheduler))
+
+
+def _status(edition_id: int | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    from digest.db import session_scope
+    from digest.delivery.guards import Guards
+    from digest.delivery.status import edition_to_show, status_report
+    from digest.editions.service import get_edition
+    from digest.scheduler.heartbeat import scheduler_status
+    from digest.webhooks.process import webhook_counts
+
+    settings = common.settings()
+    engine = common.engine(settings)
+    with session_scope(engine) as session:
+        if edition_id is None:
+            edition = edition_to_show(session, settings.newsletter)
+        else:
+            edition = get_edition(session, edition_id)
+        webhook = (
+            {} if edition is None or edition.id is None else webhook_counts(session, edition.id)
+        )
+        report = status_report(session, edition, guards=Guards.of(settings), webhook=webhook)
+        data = report.as_json()
+    return data, scheduler_status(engine)
 
 
 def _scheduler_line(scheduler: dict[str, Any]) -> str:
@@ -379,13 +385,13 @@ def resend_command(
     ] = False,
 ) -> None:
     """Queue the failed rows of an edition again; `digest send` or a worker sends them."""
-    from digest.delivery.admin import resend
-
     if not failed_only:
         raise typer.BadParameter(
             "resend only ever resends rows that were not delivered: pass --failed-only",
             param_hint="--failed-only",
         )
+    from digest.delivery.ledger import resend
+
     engine = common.engine()
     count = resend(engine, edition_id, include_unknown=include_unknown)
     typer.echo(f"{count} row(s) of edition {edition_id} are pending again")
@@ -394,7 +400,7 @@ def resend_command(
 @app.command("cancel")
 def cancel_command(edition_id: EditionOption) -> None:
     """Cancel an edition: nothing more is sent; rows already with the provider finish."""
-    from digest.delivery.admin import cancel
+    from digest.delivery.ledger import cancel
 
     engine = common.engine()
     count = cancel(engine, edition_id)
@@ -409,15 +415,54 @@ def worker_command(
     poll: Annotated[
         float, typer.Option("--poll", min=0.1, help="Seconds to sleep when there is nothing to do.")
     ] = 5.0,
+    heartbeat_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--heartbeat-file",
+            help="Touch this file at every loop (at least every --poll seconds), for a health "
+            "check that tests its age.",
+        ),
+    ] = None,
 ) -> None:
-    """Send the batches of every sending edition, alongside any other workers."""
-    from digest.delivery.prepare import complete_ledgers
+    """Send the batches of every sending edition, alongside any other workers.
+
+    Obeys the send window and the pause switch (it logs why it holds and until when) and
+    picks deferred rows up when they are due. SIGTERM or Ctrl-C is a normal stop: the calls
+    in flight finish, the rest is given back, exit 0.
+    """
+    from digest.delivery.run import Outcome, Run, run_worker
+    from digest.logs import log_event
 
     settings = common.settings()
     settings.require_signing_key()
     engine = common.engine(settings)
-    complete_ledgers(engine, settings)
-    report = _deliver(engine, settings, edition_ids=None, worker_mode=True, once=once, poll=poll)
+    stop = threading.Event()
+    with _stop_on_signals(stop):
+        report = run_worker(
+            engine,
+            settings,
+            once=once,
+            run=Run(
+                stop=stop,
+                poll=poll,
+                on_progress=_beat(heartbeat_file),
+                on_idle=_beat(heartbeat_file),
+            ),
+        )
     typer.echo(_counts_line(report.stats))
+    if report.outcome is Outcome.STOPPED:
+        log_event(log, "worker_stopped", sent=report.stats["sent"])
+        return
     if report.stats["failed"] or report.stats["unknown"]:
         raise typer.Exit(EXIT_INCOMPLETE)
+
+
+def _beat(path: Path | None) -> Callable[..., None] | None:
+    if path is None:
+        return None
+    path.touch()
+
+    def touch(*_args: object) -> None:
+        path.touch()
+
+    return touch

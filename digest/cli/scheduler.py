@@ -137,7 +137,7 @@ def pause_command(
 
     The switch is stored in the database, so it reaches every process; `digest resume` lifts it.
     """
-    from digest.scheduler.guards import pause
+    from digest.delivery.guards import pause
 
     state = pause(common.engine(), by=by or _operator(), reason=reason)
     typer.echo(
@@ -155,7 +155,7 @@ def resume_command(
     ] = None,
 ) -> None:
     """Lift the pause switch: held sends and workers continue where they stopped."""
-    from digest.scheduler.guards import resume
+    from digest.delivery.guards import resume
 
     state = resume(common.engine(), by=by or _operator(), reason=reason)
     typer.echo(f"resumed by {state['by']} at {state['at']}")

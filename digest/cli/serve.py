@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+from types import FrameType
 from typing import Annotated
 
 import typer
@@ -11,13 +13,14 @@ from digest.cli import common
 
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port to listen on.")] = 8000,
+    port: Annotated[int, typer.Option(help="TCP port to listen on.")] = 8000,
 ) -> None:
     """Serve the web app (sign-up, confirm, unsubscribe, preferences, health, metrics).
 
     Behind a reverse proxy, set DIGEST_TRUSTED_PROXIES to the proxy's address so that client
     addresses (used by the sign-up rate limit) come from X-Forwarded-For; without it the
-    header is ignored.
+    header is ignored. SIGTERM is a normal stop: requests in progress finish, then the
+    process exits 0.
     """
     import uvicorn
 
@@ -26,4 +29,14 @@ def serve(
     settings = common.settings()
     settings.require_signing_key()
     app = create_app(settings, engine=common.engine(settings))
-    uvicorn.run(app, host=host, port=port, proxy_headers=False, server_header=False)
+    # uvicorn shuts down gracefully on SIGTERM, then raises the signal again with the previous
+    # handler in place: this one turns it into a clean exit instead of "killed by SIGTERM".
+    previous = signal.signal(signal.SIGTERM, _stopped)
+    try:
+        uvicorn.run(app, host=host, port=port, proxy_headers=False, server_header=False)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _stopped(_signum: int, _frame: FrameType | None) -> None:
+    raise SystemExit(0)

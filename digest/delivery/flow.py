@@ -1,11 +1,16 @@
-"""Flow control of a send, in one place: the shared rate limiter and the retry backoff.
+"""Flow control of a send, in one place: the pace of provider calls and the retry backoff.
 
-Every sending thread of a process books its tokens from one ``RateLimiter`` for the rows it
-claimed, before it sends them, so ``settings.send_rate`` holds however many threads share the
-backend. A provider's 429 (``RateLimitedError``) reaches the same limiter through
-``throttle``: everybody waits for the ``Retry-After`` delay and the rate is halved, then it
-climbs back by a twentieth of the configured rate per batch that goes through without
-complaint (additive increase, multiplicative decrease, as TCP does).
+Every sending thread of a process books, from one ``RateLimiter``, the messages of each
+provider call just before it makes it, so ``settings.send_rate`` holds per call, however many
+threads share the backend: a call carries at most about one second of messages
+(``call_size``), and the next call waits until the previous one's second is over. Over any
+five seconds a provider sees at most about five seconds' worth, plus the first call.
+
+A provider's 429 (``RateLimitedError``) reaches the same limiter through ``throttle``:
+everybody waits for the ``Retry-After`` delay and the rate is halved (never below
+``MIN_RATE_FRACTION`` of the configured rate, so a send never crawls); the rate then climbs
+back linearly with time, to the full rate within ``RECOVERY_SECONDS`` (additive increase,
+multiplicative decrease, as TCP does, but in time rather than per call).
 
 ``backoff_delay`` is exponential backoff with full jitter (a uniform draw between 0 and the
 exponential ceiling), which spreads the retries of many threads and processes instead of
@@ -19,8 +24,9 @@ import threading
 import time
 from collections.abc import Callable
 
-MIN_RATE_FRACTION = 0.05  # throttling never drops below 5% of the configured rate
-RECOVERY_STEPS = 20  # batches without a 429 to climb back from the floor to the full rate
+MIN_RATE_FRACTION = 0.1  # throttling never drops below 10% of the configured rate
+RECOVERY_SECONDS = 10.0  # from the floor back to the configured rate, without a 429
+CALL_SECONDS = 1.0  # a provider call carries at most this many seconds of messages
 
 
 class RateLimiter:
@@ -28,7 +34,7 @@ class RateLimiter:
     long to wait before sending them.
 
     Booking is first come, first served: each reservation starts where the previous one ended
-    (or now, if that is later), so the first batch goes at once and the next waits ``n / rate``
+    (or now, if that is later), so the first call goes at once and the next waits ``n / rate``
     seconds. Thread-safe.
     """
 
@@ -37,31 +43,44 @@ class RateLimiter:
             raise ValueError("rate must be positive")
         self.max_rate = rate
         self.min_rate = rate * MIN_RATE_FRACTION
-        self._rate = rate
         self._clock = clock
         self._next = clock()
         self._hold_until = 0.0
+        self._throttled_rate = rate  # the rate set by the last 429 ...
+        self._throttled_at = -1e18  # ... and when
         self._lock = threading.Lock()
 
     @property
     def rate(self) -> float:
         """The current rate in messages per second (lower than configured after a 429)."""
-        return self._rate
+        with self._lock:
+            return self._rate_at(self._clock())
+
+    def _rate_at(self, now: float) -> float:
+        climbed = (now - self._throttled_at) * self.max_rate / RECOVERY_SECONDS
+        return min(self.max_rate, self._throttled_rate + max(0.0, climbed))
+
+    def call_size(self, limit: int) -> int:
+        """Messages in one provider call: about ``CALL_SECONDS`` at the current rate, within
+        the provider's ``limit``."""
+        return max(1, min(limit, int(self.rate * CALL_SECONDS)))
 
     def reserve(self, count: int) -> float:
         """Book ``count`` messages; the seconds to wait before sending them (0 = now)."""
         with self._lock:
             now = self._clock()
-            start = max(now, self._next)
-            self._next = start + count / self._rate
+            start = max(now, self._next, self._hold_until)
+            self._next = start + count / self._rate_at(start)
             return start - now
 
     def throttle(self, retry_after: float | None) -> None:
         """The provider said "slow down": halve the rate and hold everyone for ``retry_after``."""
         with self._lock:
-            self._rate = max(self.min_rate, self._rate / 2)
+            now = self._clock()
+            self._throttled_rate = max(self.min_rate, self._rate_at(now) / 2)
+            self._throttled_at = now
             if retry_after is not None and retry_after > 0:
-                until = self._clock() + retry_after
+                until = now + retry_after
                 self._next = max(self._next, until)
                 self._hold_until = max(self._hold_until, until)
 
@@ -69,13 +88,6 @@ class RateLimiter:
         """Seconds left of the last ``Retry-After``: no call may start before they pass, even
         one whose tokens were booked earlier."""
         return max(0.0, self._hold_until - self._clock())
-
-    def recover(self) -> None:
-        """A batch went through unthrottled: climb back toward the configured rate."""
-        if self._rate >= self.max_rate:
-            return
-        with self._lock:
-            self._rate = min(self.max_rate, self._rate + self.max_rate / RECOVERY_STEPS)
 
 
 def backoff_delay(

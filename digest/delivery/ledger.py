@@ -1,131 +1,808 @@
-"""The delivery ledger of an edition: one ``Delivery`` row per recipient, written before the
-first message goes out.
+"""Every change of a ledger row, in one module: claim, in flight, sent, failed, unknown, skipped,
+deferred, release, resend, cancel, and what provider webhooks record. Nothing else in the code
+writes ``delivery`` rows after they are built (``digest.delivery.build`` inserts them; a test
+greps for UPDATEs elsewhere).
 
-A recipient is every subscriber the subscribers package calls mailable (active, not paused,
-not suppressed) whose categories match at least one comparison of the edition; the row stores
-the content variant they get and a Message-ID chosen now, so a retry of that row reuses the
-same Message-ID (and idempotency key).
+States of a row (``DeliveryState``) and the allowed transitions::
 
-The ledger is built in chunks of subscribers, in id order, each chunk one transaction of
-``INSERT ... ON CONFLICT DO NOTHING``: a process that dies halfway leaves a partial ledger that
-the next run completes without duplicating anyone, and two processes building it at once are
-harmless. ``Edition.ledger_complete`` is set when the last chunk is in; only then can the
-edition be considered sent.
+                 ┌──────────── release (stop; lease of a dead or silent holder, not started) ─┐
+                 v                                                                            │
+    pending ──claim──> claimed ──mark_started──> in flight ──record──> sent | failed          │
+       ^  │   (guards: window,      (lease)      (claimed with         (failed: the provider  │
+       │  │    pause; edition                     attempt_started_at)   refused the recipient,│
+       │  │    sending; mailable)   │                  │                or the retry window   │
+       │  │                         │                  │                ran out)              │
+       │  └─skip (not mailable,     │                  ├─retryable error──> deferred ──due──> claim
+       │          cancel)──> skipped│                  │   (not_before, backoff + jitter,     │
+       │                            │                  │    retry_until = first + window)     │
+       │                            │                  └─ambiguous / lost lease──> unknown    │
+       │                            └────────────── release ─────────────────────────────────┘
+       └── resend (failed, and unknown when asked) ── cancel: pending | deferred | claimed
+                                                       not started ──> skipped
+
+``in flight`` is a claimed row with ``attempt_started_at`` set, committed before the provider
+call: if its holder dies, the row becomes ``unknown`` (the provider may have it), or ``pending``
+again on a backend that deduplicates on the idempotency key. A lease ends when it expires, or
+at once when its holder is known dead: a holder on this host whose process is gone (its PID no
+longer exists, or belongs to a process started at another time). Holders on other hosts are
+trusted until their lease expires.
+
+Claims are one short write transaction: ``BEGIN IMMEDIATE`` on SQLite (claimers serialize on
+the database lock), ``FOR UPDATE SKIP LOCKED`` on PostgreSQL (concurrent workers take disjoint
+batches). The claim asks the guards (``digest.delivery.guards``) first: while paused or outside
+the send window it takes nothing and says why. Every later write of a claimed row names its
+holder in the WHERE clause: a worker whose rows were taken over changes nothing it no longer
+owns. ``last_error`` says why a row failed, was skipped (``unsubscribed``, ``suppressed``,
+``cancelled``, ...), is deferred or unknown. Provider events (``record_provider_status``) only
+ever change ``provider_status``, never the state.
 """
 
 from __future__ import annotations
 
-import json
+import datetime as dt
+import functools
+import itertools
 import logging
-from collections.abc import Callable, Sequence
+import os
+import secrets
+import socket
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
-from sqlmodel import col
+from sqlmodel import Session
 
 from digest.db import immediate_session, session_scope, utcnow
 from digest.delivery.bulk import db_timestamp, executemany
+from digest.delivery.guards import Guards, Hold
 from digest.delivery.models import Delivery, DeliveryState
-from digest.editions.models import Edition
-from digest.editions.service import mark_ledger_complete
+from digest.editions.models import Edition, EditionStatus
+from digest.editions.status import set_status
+from digest.errors import ConflictError
 from subscribers.lifecycle import mailable_subscribers_query
-from subscribers.models import Subscriber
+from subscribers.models import Status, Subscriber, Suppression
 
 log = logging.getLogger(__name__)
 
 DELIVERY = cast(sa.Table, sa.inspect(Delivery).local_table)
-CHUNK_SIZE = 20_000
+EDITION = cast(sa.Table, sa.inspect(Edition).local_table)
+SUBSCRIBER = cast(sa.Table, sa.inspect(Subscriber).local_table)
+SUPPRESSION = cast(sa.Table, sa.inspect(Suppression).local_table)
 
-VariantKey = Callable[[Sequence[str]], str | None]
-"""A subscriber's categories -> the key of the variant they get (None: nothing for them)."""
+CANCELLED = "cancelled"
+_CLAIM_NUMBERS = itertools.count(1)
+LEASE_LOST_IN_FLIGHT = "lease expired while the provider had the request; it may have been sent"
+OPEN_STATES = (
+    str(DeliveryState.PENDING),
+    str(DeliveryState.CLAIMED),
+    str(DeliveryState.DEFERRED),
+)
+CLAIMABLE = (str(DeliveryState.PENDING), str(DeliveryState.DEFERRED))
 
 
-# Written through the DB-API (``digest.delivery.bulk``): 100,000 rows in a few seconds.
-INSERT_ROW = (
-    "INSERT INTO delivery (edition_id, subscriber_id, email, variant, state, attempts,"
-    " message_id, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-    " ON CONFLICT DO NOTHING"
+@dataclass(frozen=True, slots=True)
+class ClaimedRow:
+    """A ledger row this worker now holds, with what it takes to build the message."""
+
+    id: int
+    edition_id: int
+    subscriber_id: int
+    email: str
+    name: str
+    variant: str
+    message_id: str
+    attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """The outcome of one claim: the rows to send (all of one edition), how many were skipped
+    at the re-check, and ``holder``, the name the rows are held under (the worker's identity
+    and a number unique to this claim): later fenced writes of these rows pass it."""
+
+    edition_id: int | None
+    rows: list[ClaimedRow]
+    skipped: int = 0
+    expired: int = 0
+    holder: str = ""
+    held: Hold | None = None
+
+    def __bool__(self) -> bool:
+        return bool(self.rows) or self.skipped > 0
+
+
+def worker_identity() -> str:
+    """A name unique to this process: ``host:pid:start:random`` — the host, the PID and the
+    process's start time (so a reused PID is told apart), and a random suffix."""
+    start = process_start(os.getpid()) or "-"
+    return f"{_HOST}:{os.getpid()}:{start}:{secrets.token_hex(4)}"
+
+
+_HOST = socket.gethostname()[:60].replace(":", "_")
+
+
+def process_start(pid: int) -> str | None:
+    """When process ``pid`` started (clock ticks since boot, from ``/proc``); None when there
+    is no such process or no ``/proc`` to ask."""
+    try:
+        data = Path(f"/proc/{pid}/stat").read_bytes()
+    except OSError:
+        return None
+    # Field 22 (starttime); the command name in parentheses may itself hold spaces.
+    fields = data[data.rindex(b")") + 2 :].split()
+    return fields[19].decode() if len(fields) > 19 else None
+
+
+@functools.cache
+def _proc_available() -> bool:
+    return process_start(os.getpid()) is not None
+
+
+def holder_is_dead(holder: str) -> bool:
+    """True only when ``holder`` (a ``worker_identity``, with or without ``#n``) ran on this
+    host and its process is gone: its PID is free or belongs to a process started at another
+    time. Holders of other hosts, or of an unknown form, are never declared dead."""
+    host, _, rest = holder.partition("#")[0].partition(":")
+    pid_text, _, rest = rest.partition(":")
+    start, _, _suffix = rest.partition(":")
+    if host != _HOST or not pid_text.isdigit() or not start or not _proc_available():
+        return False
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return start != process_start(pid)
+    return process_start(pid) != start
+
+
+def sending_edition_ids(session: Session) -> list[int]:
+    """Editions that are sending, oldest first."""
+    rows = session.connection().execute(
+        sa.select(EDITION.c.id)
+        .where(EDITION.c.status == str(EditionStatus.SENDING))
+        .order_by(EDITION.c.id)
+    )
+    return [int(row[0]) for row in rows]
+
+
+def expire_leases(
+    session: Session,
+    *,
+    now: dt.datetime,
+    idempotent: bool,
+    edition_ids: Sequence[int] | None = None,
+) -> int:
+    """Return the rows of expired leases, and of holders known dead (see the module
+    docstring); how many were changed."""
+    claimed = DELIVERY.c.state == str(DeliveryState.CLAIMED)
+    if edition_ids is not None:
+        claimed = sa.and_(claimed, DELIVERY.c.edition_id.in_(list(edition_ids)))
+    ended: sa.ColumnElement[bool] = DELIVERY.c.lease_expires_at < now
+    dead = dead_holders(session, claimed)
+    if dead:
+        log.warning("reclaiming the rows of dead holders on this host: %s", ", ".join(dead))
+        ended = sa.or_(ended, DELIVERY.c.worker.in_(dead))
+    expired = sa.and_(claimed, ended)
+    back_to_pending = {
+        "state": str(DeliveryState.PENDING),
+        "worker": None,
+        "lease_expires_at": None,
+        "attempt_started_at": None,
+        "updated_at": now,
+    }
+    changed = (
+        session.connection()
+        .execute(
+            sa.update(DELIVERY)
+            .where(expired, DELIVERY.c.attempt_started_at.is_(None))
+            .values(**back_to_pending)
+        )
+        .rowcount
+    )
+    started = DELIVERY.c.attempt_started_at.is_not(None)
+    if idempotent:
+        changed += (
+            session.connection()
+            .execute(sa.update(DELIVERY).where(expired, started).values(**back_to_pending))
+            .rowcount
+        )
+    else:
+        changed += (
+            session.connection()
+            .execute(
+                sa.update(DELIVERY)
+                .where(expired, started)
+                .values(
+                    state=str(DeliveryState.UNKNOWN),
+                    lease_expires_at=None,
+                    attempt_started_at=None,
+                    last_error=LEASE_LOST_IN_FLIGHT,
+                    updated_at=now,
+                )
+            )
+            .rowcount
+        )
+    return int(changed)
+
+
+def dead_holders(session: Session, claimed: sa.ColumnElement[bool]) -> list[str]:
+    """The holders of claimed rows that are known dead (``holder_is_dead``)."""
+    holders = session.connection().execute(sa.select(DELIVERY.c.worker).where(claimed).distinct())
+    return sorted(str(row[0]) for row in holders if row[0] and holder_is_dead(str(row[0])))
+
+
+def claim_batch(
+    engine: Engine,
+    *,
+    worker: str,
+    limit: int,
+    lease_seconds: float,
+    edition_ids: Sequence[int] | None = None,
+    idempotent: bool = False,
+    now: dt.datetime | None = None,
+    guards: Guards | None = None,
+) -> Claim:
+    """Claim up to ``limit`` due rows of the first sending edition (of ``edition_ids``, if
+    given) that has any; an empty ``Claim`` when there is nothing to take right now, with
+    ``held`` set when the guards forbid sending."""
+    with immediate_session(engine) as session:
+        return claim_in(
+            session,
+            worker=worker,
+            limit=limit,
+            lease_seconds=lease_seconds,
+            edition_ids=edition_ids,
+            idempotent=idempotent,
+            now=now,
+            guards=guards,
+        )
+
+
+def claim_in(
+    session: Session,
+    *,
+    worker: str,
+    limit: int,
+    lease_seconds: float,
+    edition_ids: Sequence[int] | None = None,
+    idempotent: bool = False,
+    now: dt.datetime | None = None,
+    guards: Guards | None = None,
+) -> Claim:
+    """``claim_batch`` inside the caller's write transaction (``immediate_session``)."""
+    now = now or utcnow()
+    if guards is not None:
+        held = guards.check(session, now)
+        if held is not None:
+            return Claim(None, [], held=held)
+    holder = f"{worker}#{next(_CLAIM_NUMBERS)}"
+    sending = sending_edition_ids(session)
+    if edition_ids is not None:
+        wanted = set(edition_ids)
+        sending = [edition_id for edition_id in sending if edition_id in wanted]
+    if not sending:
+        return Claim(None, [])
+    expired = expire_leases(session, now=now, idempotent=idempotent, edition_ids=sending)
+    for edition_id in sending:
+        taken = _take(session, edition_id, holder, limit, now=now, lease_seconds=lease_seconds)
+        if taken:
+            rows = _mailable_rows(session, edition_id, holder)
+            skipped = (
+                _skip_the_rest(session, edition_id, holder, rows, now) if len(rows) < taken else 0
+            )
+            return Claim(edition_id, rows, skipped, expired, holder)
+    return Claim(None, [], 0, expired, holder)
+
+
+def _held_by(edition_id: int, worker: str) -> sa.ColumnElement[bool]:
+    return sa.and_(
+        DELIVERY.c.edition_id == edition_id,
+        DELIVERY.c.state == str(DeliveryState.CLAIMED),
+        DELIVERY.c.worker == worker,
+    )
+
+
+def _take(
+    session: Session,
+    edition_id: int,
+    worker: str,
+    limit: int,
+    *,
+    now: dt.datetime,
+    lease_seconds: float,
+) -> int:
+    """One UPDATE of the first ``limit`` due pending rows; how many were taken."""
+    candidates = (
+        sa.select(DELIVERY.c.id)
+        .where(
+            DELIVERY.c.edition_id == edition_id,
+            DELIVERY.c.state.in_(CLAIMABLE),
+            sa.or_(DELIVERY.c.not_before.is_(None), DELIVERY.c.not_before <= now),
+        )
+        .order_by(DELIVERY.c.id)
+        .limit(limit)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        candidates = candidates.with_for_update(skip_locked=True)
+    result = session.connection().execute(
+        sa.update(DELIVERY)
+        .where(DELIVERY.c.id.in_(candidates.scalar_subquery()))
+        .values(
+            state=str(DeliveryState.CLAIMED),
+            worker=worker,
+            lease_expires_at=now + dt.timedelta(seconds=lease_seconds),
+            updated_at=now,
+        )
+    )
+    return int(result.rowcount)
+
+
+def _mailable_rows(session: Session, edition_id: int, worker: str) -> list[ClaimedRow]:
+    """The rows just taken whose subscriber may still be mailed, by the subscribers package's
+    own rule (``mailable_subscribers_query``), with the subscriber's current address and name."""
+    mailable = mailable_subscribers_query().order_by(None).subquery()
+    rows = (
+        session.connection()
+        .execute(
+            sa.select(
+                DELIVERY.c.id,
+                DELIVERY.c.subscriber_id,
+                DELIVERY.c.email,
+                DELIVERY.c.variant,
+                DELIVERY.c.message_id,
+                DELIVERY.c.attempts,
+                mailable.c.email,
+                mailable.c.name,
+            )
+            .join(mailable, mailable.c.id == DELIVERY.c.subscriber_id)
+            .where(_held_by(edition_id, worker))
+            .order_by(DELIVERY.c.id)
+        )
+        .all()
+    )
+    claimed = [
+        ClaimedRow(row_id, edition_id, subscriber_id, email, name, variant, message_id, attempts)
+        for row_id, subscriber_id, _ledger, variant, message_id, attempts, email, name in rows
+    ]
+    moved = [{"b_id": row[0], "b_email": row[6]} for row in rows if row[6] != row[2]]
+    if moved:
+        # The subscriber changed address since the ledger was built: mail the current one.
+        session.connection().execute(
+            sa.update(DELIVERY)
+            .where(DELIVERY.c.id == sa.bindparam("b_id"))
+            .values(email=sa.bindparam("b_email")),
+            moved,
+        )
+    return claimed
+
+
+def _skip_the_rest(
+    session: Session, edition_id: int, worker: str, keep: list[ClaimedRow], now: dt.datetime
+) -> int:
+    """Mark skipped, with the reason, the rows just taken that may no longer be mailed."""
+    kept = {row.id for row in keep}
+    rows = (
+        session.connection()
+        .execute(
+            sa.select(
+                DELIVERY.c.id,
+                SUBSCRIBER.c.id.label("subscriber"),
+                SUBSCRIBER.c.status,
+                SUBSCRIBER.c.paused,
+                SUPPRESSION.c.email_key.label("suppressed"),
+            )
+            .select_from(
+                DELIVERY.outerjoin(
+                    SUBSCRIBER, SUBSCRIBER.c.id == DELIVERY.c.subscriber_id
+                ).outerjoin(SUPPRESSION, SUPPRESSION.c.email_key == SUBSCRIBER.c.email_key)
+            )
+            .where(_held_by(edition_id, worker))
+        )
+        .all()
+    )
+    skipped = [
+        {"b_id": row.id, "b_reason": _skip_reason(row)} for row in rows if row.id not in kept
+    ]
+    if skipped:
+        session.connection().execute(
+            sa.update(DELIVERY)
+            .where(DELIVERY.c.id == sa.bindparam("b_id"))
+            .values(
+                state=str(DeliveryState.SKIPPED),
+                last_error=sa.bindparam("b_reason"),
+                worker=None,
+                lease_expires_at=None,
+                updated_at=now,
+            ),
+            skipped,
+        )
+    return len(skipped)
+
+
+def _skip_reason(row: Any) -> str:
+    if row.subscriber is None:
+        return "subscriber removed"
+    if row.status != str(Status.ACTIVE):
+        return str(row.status)
+    if row.suppressed is not None:
+        return "suppressed"
+    if row.paused:
+        return "paused"
+    return "not mailable"
+
+
+def mark_started(
+    session: Session,
+    ids: Sequence[int],
+    *,
+    worker: str,
+    lease_seconds: float,
+    now: dt.datetime | None = None,
+) -> dict[int, int]:
+    """Record that an attempt of these rows starts now (commit before the provider call).
+
+    Only rows still claimed by ``worker`` in a sending edition are marked; returns their new
+    attempt counts by id. A row left out was taken over (lease expired) or its edition was
+    cancelled: it must not be sent.
+    """
+    now = now or utcnow()
+    result = session.connection().execute(
+        sa.update(DELIVERY)
+        .where(
+            DELIVERY.c.id.in_(list(ids)),
+            DELIVERY.c.state == str(DeliveryState.CLAIMED),
+            DELIVERY.c.worker == worker,
+            sa.exists().where(
+                EDITION.c.id == DELIVERY.c.edition_id,
+                EDITION.c.status == str(EditionStatus.SENDING),
+            ),
+        )
+        .values(
+            attempts=DELIVERY.c.attempts + 1,
+            attempt_started_at=now,
+            lease_expires_at=now + dt.timedelta(seconds=lease_seconds),
+            updated_at=now,
+        )
+        .returning(DELIVERY.c.id, DELIVERY.c.attempts)
+    )
+    return {int(row[0]): int(row[1]) for row in result}
+
+
+def release(
+    session: Session, ids: Sequence[int], *, worker: str, now: dt.datetime | None = None
+) -> int:
+    """Give claimed rows back (``pending``) without sending them: a stop, or a provider that
+    refused the whole request. An attempt that was marked but refused is not counted."""
+    if not ids:
+        return 0
+    now = now or utcnow()
+    result = session.connection().execute(
+        sa.update(DELIVERY)
+        .where(
+            DELIVERY.c.id.in_(list(ids)),
+            DELIVERY.c.state == str(DeliveryState.CLAIMED),
+            DELIVERY.c.worker == worker,
+        )
+        .values(
+            state=str(DeliveryState.PENDING),
+            worker=None,
+            lease_expires_at=None,
+            attempts=sa.case(
+                (DELIVERY.c.attempt_started_at.is_not(None), DELIVERY.c.attempts - 1),
+                else_=DELIVERY.c.attempts,
+            ),
+            attempt_started_at=None,
+            updated_at=now,
+        )
+    )
+    _skip_if_cancelled(session, ids, now)
+    return int(result.rowcount)
+
+
+# -- outcomes --------------------------------------------------------------------------------
+
+# An outcome is recorded only on rows this holder still holds (or held when its lease expired):
+# a row taken over by another worker is theirs to record. Written through the DB-API
+# (``digest.delivery.bulk``): this runs once per call, for every recipient.
+# A provider event (delivered, bounced, ...) may have been recorded before this: it is kept.
+RECORD_SENT = (
+    "UPDATE delivery SET provider_message_id = ?, state = 'sent', provider_status = CASE WHEN"
+    " provider_status IS NULL OR provider_status IN ('accepted', 'rejected') THEN 'accepted'"
+    " ELSE provider_status END, sent_at = ?, updated_at = ?, last_error = NULL,"
+    " attempt_started_at = NULL, lease_expires_at = NULL, not_before = NULL,"
+    " retry_until = NULL WHERE id = ? AND worker = ?"
+)
+RECORD_FAILED = (
+    "UPDATE delivery SET last_error = ?, state = 'failed', provider_status = 'rejected',"
+    " updated_at = ?, attempt_started_at = NULL, lease_expires_at = NULL"
+    " WHERE id = ? AND worker = ?"
 )
 
 
-def ensure_ledger(
-    engine: Engine,
-    edition: Edition,
-    variant_key: VariantKey,
-    new_message_id: Callable[[], str],
+def record_results(
+    session: Session,
     *,
-    chunk_size: int = CHUNK_SIZE,
-) -> int:
-    """Complete the ledger of ``edition`` if it is not complete yet; rows now in the ledger.
+    sent: Sequence[tuple[str | None, int]],
+    rejected: Sequence[tuple[str, int]],
+    holder: str,
+    now: dt.datetime | None = None,
+) -> None:
+    """In flight -> ``sent`` (``(provider message id, row id)``) or ``failed`` (``(error, row
+    id)``: the provider refused that recipient)."""
+    connection = session.connection()
+    stamp = db_timestamp(connection, DELIVERY.c.updated_at, now or utcnow())
+    executemany(
+        connection,
+        RECORD_SENT,
+        [(provider_id, stamp, stamp, row_id, holder) for provider_id, row_id in sent],
+    )
+    executemany(
+        connection,
+        RECORD_FAILED,
+        [(error[:2000], stamp, row_id, holder) for error, row_id in rejected],
+    )
 
-    ``variant_key`` decides who gets what (cached per distinct category list);
-    ``new_message_id`` makes each row's Message-ID.
-    """
-    assert edition.id is not None
-    if not edition.ledger_complete:
-        inserted = _build(engine, edition.id, variant_key, new_message_id, chunk_size)
-        with immediate_session(engine) as session:
-            mark_ledger_complete(session, edition.id)
-        edition.ledger_complete = True
-        log.info("ledger complete edition=%s inserted=%d", edition.id, inserted)
-    with session_scope(engine) as session:
-        total = (
-            session.connection()
-            .execute(sa.select(sa.func.count()).where(DELIVERY.c.edition_id == edition.id))
-            .one()[0]
+
+def settle(
+    session: Session,
+    ids: Sequence[int],
+    state: DeliveryState,
+    error: str,
+    *,
+    holder: str,
+    now: dt.datetime | None = None,
+) -> None:
+    """Held rows -> ``unknown`` (the provider may have them) or ``failed``, with the reason."""
+    if state not in (DeliveryState.UNKNOWN, DeliveryState.FAILED):
+        raise ValueError(f"settle cannot make a row {state}")
+    session.connection().execute(
+        sa.update(DELIVERY)
+        .where(DELIVERY.c.id.in_(list(ids)), DELIVERY.c.worker == holder)
+        .values(
+            state=str(state),
+            last_error=error[:2000],
+            attempt_started_at=None,
+            lease_expires_at=None,
+            updated_at=now or utcnow(),
         )
-    return int(total)
+    )
 
 
-def _build(
-    engine: Engine,
-    edition_id: int,
-    variant_key: VariantKey,
-    new_message_id: Callable[[], str],
-    chunk_size: int,
-) -> int:
-    variants: dict[str, str | None] = {}
-    pending = str(DeliveryState.PENDING)
-    last_id = 0
-    inserted = 0
-    while True:
-        with immediate_session(engine) as session:
-            connection = session.connection()
-            chunk = connection.execute(
-                mailable_subscribers_query()
-                .where(col(Subscriber.id) > last_id)
-                .with_only_columns(
-                    col(Subscriber.id),
-                    col(Subscriber.email),
-                    # As text: one JSON decode per distinct category list, not per row.
-                    sa.cast(col(Subscriber.categories), sa.Text),
+def defer(
+    session: Session,
+    ids: Sequence[int],
+    *,
+    holder: str,
+    until: dt.datetime,
+    error: str,
+    retry_window: dt.timedelta,
+    uncount: bool = False,
+    charge: bool = True,
+    now: dt.datetime | None = None,
+) -> list[int]:
+    """Held rows -> ``deferred`` until ``until`` (a retryable failure, or rows given back with
+    it); the ids that became ``failed`` instead because their retry window is over.
+
+    A row's window starts at its first deferral (``retry_until``); ``uncount`` takes back the
+    attempt ``mark_started`` counted (the provider asked us to slow down: not the row's fault).
+    Without ``charge`` the rows were never tried (the rest of a batch whose call failed): they
+    only wait, their retry window and last error untouched.
+    """
+    if not ids:
+        return []
+    now = now or utcnow()
+    held = sa.and_(
+        DELIVERY.c.id.in_(list(ids)),
+        DELIVERY.c.state == str(DeliveryState.CLAIMED),
+        DELIVERY.c.worker == holder,
+    )
+    failed: list[int] = []
+    changes: dict[str, Any] = {}
+    if charge:
+        over = session.connection().execute(
+            sa.update(DELIVERY)
+            .where(held, DELIVERY.c.retry_until.is_not(None), DELIVERY.c.retry_until <= now)
+            .values(
+                state=str(DeliveryState.FAILED),
+                last_error=f"{error} (still failing after {retry_window} of retries)"[:2000],
+                attempt_started_at=None,
+                lease_expires_at=None,
+                updated_at=now,
+            )
+            .returning(DELIVERY.c.id)
+        )
+        failed = [int(row[0]) for row in over]
+        changes = {
+            "retry_until": sa.func.coalesce(DELIVERY.c.retry_until, now + retry_window),
+            "last_error": error[:2000],
+        }
+    session.connection().execute(
+        sa.update(DELIVERY)
+        .where(held)
+        .values(
+            **changes,
+            state=str(DeliveryState.DEFERRED),
+            not_before=until,
+            worker=None,
+            lease_expires_at=None,
+            attempts=sa.case(
+                (
+                    sa.and_(sa.literal(uncount), DELIVERY.c.attempt_started_at.is_not(None)),
+                    DELIVERY.c.attempts - 1,
+                ),
+                else_=DELIVERY.c.attempts,
+            ),
+            attempt_started_at=None,
+            updated_at=now,
+        )
+    )
+    _skip_if_cancelled(session, ids, now)
+    return failed
+
+
+def _skip_if_cancelled(session: Session, ids: Sequence[int], now: dt.datetime) -> None:
+    """Rows given back to an edition cancelled meanwhile are skipped, as cancel did to the rest."""
+    session.connection().execute(
+        sa.update(DELIVERY)
+        .where(
+            DELIVERY.c.id.in_(list(ids)),
+            DELIVERY.c.state.in_(CLAIMABLE),
+            sa.exists().where(
+                EDITION.c.id == DELIVERY.c.edition_id,
+                EDITION.c.status == str(EditionStatus.CANCELLED),
+            ),
+        )
+        .values(state=str(DeliveryState.SKIPPED), last_error=CANCELLED, updated_at=now)
+    )
+
+
+# -- operators: resend, cancel; the end of an edition -----------------------------------------
+
+
+def resend(engine: Engine, edition_id: int, *, include_unknown: bool = False) -> int:
+    """Failed rows (and unknown ones with ``include_unknown``) back to pending; how many.
+
+    The edition is sending again if anything was reopened. A cancelled edition is refused.
+    """
+    states = [str(DeliveryState.FAILED)]
+    if include_unknown:
+        states.append(str(DeliveryState.UNKNOWN))
+    now = utcnow()
+    with immediate_session(engine) as session:
+        status = _edition_status(session, edition_id)
+        if status == EditionStatus.CANCELLED:
+            raise ConflictError(f"edition {edition_id} is cancelled")
+        reopened = (
+            session.connection()
+            .execute(
+                sa.update(DELIVERY)
+                .where(DELIVERY.c.edition_id == edition_id, DELIVERY.c.state.in_(states))
+                .values(
+                    state=str(DeliveryState.PENDING),
+                    attempts=0,
+                    worker=None,
+                    lease_expires_at=None,
+                    attempt_started_at=None,
+                    not_before=None,
+                    retry_until=None,
+                    updated_at=now,
                 )
-                .limit(chunk_size)
-            ).all()
-            if not chunk:
-                return inserted
-            last_id = int(chunk[-1][0] or 0)
-            now = db_timestamp(connection, DELIVERY.c.created_at, utcnow())
-            rows: list[tuple[Any, ...]] = []
-            for subscriber_id, email, categories in chunk:
-                if categories not in variants:
-                    variants[categories] = variant_key(tuple(json.loads(categories or "[]")))
-                variant = variants[categories]
-                if variant is not None:
-                    rows.append(
-                        (
-                            edition_id,
-                            subscriber_id,
-                            email,
-                            variant,
-                            pending,
-                            0,
-                            new_message_id(),
-                            now,
-                            now,
-                        )
-                    )
-            if rows:
-                executemany(connection, INSERT_ROW, rows)
-                inserted += len(rows)
+            )
+            .rowcount
+        )
+        if reopened:
+            set_status(session, [edition_id], EditionStatus.SENDING, from_=EditionStatus.SENT)
+    return int(reopened)
+
+
+def cancel(engine: Engine, edition_id: int) -> int:
+    """Cancel an edition: rows not yet handed to the provider are skipped; how many.
+
+    Refused for an edition already sent completely. Cancelling twice is harmless.
+    """
+    now = utcnow()
+    with immediate_session(engine) as session:
+        status = _edition_status(session, edition_id)
+        if status == EditionStatus.SENT:
+            raise ConflictError(f"edition {edition_id} is already sent")
+        not_started = sa.or_(
+            DELIVERY.c.state.in_(CLAIMABLE),
+            sa.and_(
+                DELIVERY.c.state == str(DeliveryState.CLAIMED),
+                DELIVERY.c.attempt_started_at.is_(None),
+            ),
+        )
+        skipped = (
+            session.connection()
+            .execute(
+                sa.update(DELIVERY)
+                .where(DELIVERY.c.edition_id == edition_id, not_started)
+                .values(
+                    state=str(DeliveryState.SKIPPED),
+                    last_error=CANCELLED,
+                    worker=None,
+                    lease_expires_at=None,
+                    updated_at=now,
+                )
+            )
+            .rowcount
+        )
+        set_status(session, [edition_id], EditionStatus.CANCELLED, from_=EditionStatus.SENDING)
+    return int(skipped)
+
+
+def _edition_status(session: Session, edition_id: int) -> EditionStatus:
+    from digest.errors import NotFoundError
+
+    status = (
+        session.connection()
+        .execute(sa.select(EDITION.c.status).where(EDITION.c.id == edition_id))
+        .scalar_one_or_none()
+    )
+    if status is None:
+        raise NotFoundError(f"no edition with id {edition_id}")
+    return EditionStatus(status)
+
+
+def finish_editions(engine: Engine, edition_ids: Iterable[int] | None = None) -> list[int]:
+    """Mark sent every sending edition whose ledger is complete and has no row left pending,
+    claimed or deferred; the ids of the editions finished now."""
+    with immediate_session(engine) as session:
+        open_rows = sa.exists().where(
+            DELIVERY.c.edition_id == EDITION.c.id, DELIVERY.c.state.in_(OPEN_STATES)
+        )
+        candidates = sa.select(EDITION.c.id).where(
+            EDITION.c.status == str(EditionStatus.SENDING),
+            EDITION.c.ledger_complete.is_(True),
+            ~open_rows,
+        )
+        if edition_ids is not None:
+            candidates = candidates.where(EDITION.c.id.in_(list(edition_ids)))
+        finished = [int(row[0]) for row in session.connection().execute(candidates)]
+        finished = set_status(session, finished, EditionStatus.SENT, from_=EditionStatus.SENDING)
+    for edition_id in finished:
+        log.info("edition sent edition=%s", edition_id)
+    return finished
+
+
+# -- provider events ---------------------------------------------------------------------------
+
+
+def record_provider_status(
+    session: Session, delivery_id: int, status: str, *, now: dt.datetime | None = None
+) -> None:
+    """What a provider's webhook said of a row (``delivered``, ``bounced``, ...): kept in
+    ``provider_status``; the row's state does not change."""
+    session.connection().execute(
+        sa.update(DELIVERY)
+        .where(DELIVERY.c.id == delivery_id)
+        .values(provider_status=status[:32], updated_at=now or utcnow())
+    )
+
+
+def edition_counts(engine: Engine, edition_id: int) -> dict[str, int]:
+    """Rows per state, every state present (zero when none)."""
+    with session_scope(engine) as session:
+        return state_counts(session, edition_id)
+
+
+def state_counts(session: Session, edition_id: int) -> dict[str, int]:
+    """Rows per state, every state present (zero when none)."""
+    counts = {str(state): 0 for state in DeliveryState}
+    rows = session.connection().execute(
+        sa.select(DELIVERY.c.state, sa.func.count())
+        .where(DELIVERY.c.edition_id == edition_id)
+        .group_by(DELIVERY.c.state)
+    )
+    for state, count in rows:
+        counts[str(state)] = int(count)
+    return counts
+
+
+def aware(moment: dt.datetime | str) -> dt.datetime:
+    """A timestamp read back from an aggregate as UTC: aggregates lose the column type, and
+    SQLite then hands back a naive (or string) value."""
+    if isinstance(moment, str):
+        moment = dt.datetime.fromisoformat(moment)
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)

@@ -1,20 +1,10 @@
 """The delivery ledger: one ``Delivery`` row per (edition, subscriber), the single source of truth
 of who was sent what.
 
-States::
-
-    pending ──claim──> claimed (worker, lease_expires_at) ──> sent | failed | unknown | skipped
-       ^                   │
-       └── lease expired ──┘
-
-``unknown`` means the provider may have the message (a timeout after the request went out);
-it is never resent automatically unless the backend deduplicates by idempotency key.
-
-``attempt_started_at`` is set and committed before a row is handed to the provider and cleared
-when the outcome is recorded. A claimed row whose lease expired with the marker still set was
-in flight when its worker died: it becomes ``unknown`` rather than ``pending``, so a crash
-never makes a recipient receive the edition twice. ``last_error`` says why a row failed, was
-skipped (``unsubscribed``, ``suppressed``, ``cancelled``, ...) or is unknown.
+The states and their transitions are drawn in ``digest.delivery.ledger``, the only module that
+changes a row. ``not_before`` is when a ``deferred`` row may be tried again; ``retry_until`` is
+the end of its retry window (set at its first deferral). ``attempt_started_at`` marks a row in
+flight; ``last_error`` says why a row failed, was skipped, deferred or is unknown.
 """
 
 from __future__ import annotations
@@ -35,6 +25,7 @@ class DeliveryState(enum.StrEnum):
     FAILED = "failed"
     UNKNOWN = "unknown"
     SKIPPED = "skipped"
+    DEFERRED = "deferred"
 
 
 class Delivery(SQLModel, table=True):
@@ -64,6 +55,7 @@ class Delivery(SQLModel, table=True):
     worker: str | None = Field(default=None, sa_column=sa.Column(sa.String(120)))
     lease_expires_at: dt.datetime | None = Field(default=None, sa_column=sa.Column(UTCDateTime))
     not_before: dt.datetime | None = Field(default=None, sa_column=sa.Column(UTCDateTime))
+    retry_until: dt.datetime | None = Field(default=None, sa_column=sa.Column(UTCDateTime))
     attempt_started_at: dt.datetime | None = Field(default=None, sa_column=sa.Column(UTCDateTime))
     message_id: str = Field(sa_column=sa.Column(sa.String(250), nullable=False, unique=True))
     provider_message_id: str | None = Field(

@@ -27,8 +27,8 @@ from digest.config import Settings
 from digest.content.document import ComparisonDoc
 from digest.content.weeks import IsoWeek
 from digest.db import session_scope
-from digest.delivery.claims import DELIVERY, ClaimedRow
-from digest.delivery.ledger import VariantKey, ensure_ledger
+from digest.delivery.build import VariantKey, ensure_ledger
+from digest.delivery.ledger import DELIVERY, ClaimedRow
 from digest.delivery.sender import MessageFactory
 from digest.editions.models import Edition, EditionStatus
 from digest.editions.selection import new_comparisons

@@ -1,24 +1,29 @@
-"""The delivery engine: claim a batch, build its messages, hand them to the backend, record
-each recipient's outcome — with ``settings.send_concurrency`` threads sharing one backend.
+"""The delivery engine: claim a batch, build its messages, hand them to the backend call by
+call at the configured pace, record each recipient's outcome — with
+``settings.send_concurrency`` threads sharing one backend.
 
 One batch, one thread::
 
-    claim (claims.claim_in, one transaction) ─> book tokens for those rows (the shared
-      RateLimiter) and wait for them
-      ─> for each call (built just before it; see ``call_size`` and ``call_bytes``):
+    claim (ledger.claim_in, one transaction; the guards are checked there)
+      ─> for each provider call (about one second of messages at the current rate, within the
+         backend's batch limit and ``call_bytes``; built just before it):
+           book its messages from the shared RateLimiter and wait for them
            mark_started, COMMIT    the rows are now in flight: a crash from here on makes them
-                                   ``unknown`` when the lease expires, never a second copy
+                                   ``unknown`` (or resent, on an idempotent backend), never a
+                                   second copy
            backend.send_batch
            record outcomes, COMMIT one transaction per call, bulk UPDATEs
 
-Whole-call failures (``digest.backends.errors``):
+Whole-call failures (``digest.backends.errors``) change only the rows of that call:
 
 - ``RateLimitedError``: the shared limiter halves its rate and holds every thread for
-  ``retry_after``; the call is retried without counting an attempt.
-- ``RetryableError``: exponential backoff with full jitter, the attempt counted; a row out of
-  attempts (``settings.send_max_attempts``) is ``failed``.
+  ``retry_after``; the call's rows are deferred until then, their attempt not counted.
+- ``RetryableError`` (5xx, connection refused): the call's rows are deferred with exponential
+  backoff and full jitter; the rest of the batch, never tried, waits as long (uncharged), so an
+  outage costs one call per batch. A row is ``failed`` only once its retry window
+  (``settings.send_retry_window``, from its first failure) is over.
 - ``AmbiguousError``: ``unknown`` (never resent automatically) unless the backend deduplicates
-  on the idempotency key (the row's Message-ID), in which case it is retried like the above.
+  on the idempotency key (the row's Message-ID), in which case it is deferred like the above.
 - ``PermanentError`` (bad credentials, ...): the call and the rest of the batch go back to
   ``pending``, every thread stops after its current call, and ``run`` raises ``SendAborted``.
 
@@ -27,8 +32,9 @@ recorded first. A per-recipient rejection inside an accepted call fails that row
 the provider says the address itself is unusable it is also suppressed (a hard bounce,
 audited).
 
-The pause switch (``ServiceState["paused"] == {"paused": true}``), a cancelled edition and
-``stop`` (set on SIGTERM/SIGINT) are honoured between batches, calls and retries.
+The guards (pause switch, send window) are checked by every claim; a cancelled edition is no
+longer claimed, and its rows not yet in flight are skipped. ``stop`` (SIGTERM/SIGINT) is
+honoured between calls and during every wait: rows in hand are given back.
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ import datetime as dt
 import enum
 import functools
 import logging
+import random
 import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -49,7 +56,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from digest.backends.base import EmailBackend, SendResult
+from digest.backends.base import EmailBackend, SendResult, effective_send_rate
 from digest.backends.errors import (
     AmbiguousError,
     BackendError,
@@ -59,29 +66,34 @@ from digest.backends.errors import (
 )
 from digest.config import Settings
 from digest.db import immediate_session, is_sqlite, session_scope, utcnow
-from digest.delivery.bulk import db_timestamp, executemany
-from digest.delivery.claims import (
+from digest.delivery.flow import RateLimiter, backoff_delay
+from digest.delivery.guards import Guards, Hold, HoldReason
+from digest.delivery.ledger import (
     DELIVERY,
     EDITION,
+    OPEN_STATES,
     Claim,
     ClaimedRow,
+    aware,
     claim_in,
+    defer,
+    finish_editions,
     mark_started,
+    record_results,
     release,
+    settle,
     worker_identity,
 )
-from digest.delivery.flow import RateLimiter, backoff_delay
 from digest.delivery.models import DeliveryState
 from digest.editions.models import EditionStatus
 from digest.errors import DigestError
+from digest.logs import log_event
 from digest.message import OutgoingMessage
-from digest.state import read_state
 
 log = logging.getLogger(__name__)
 
-PAUSE_KEY = "paused"
 RETRY_BASE_SECONDS = 1.0
-RETRY_CAP_SECONDS = 60.0
+RETRY_CAP_SECONDS = 30.0
 DELIVERY_ACTOR = "delivery"
 MESSAGE_BYTES_IN_FLIGHT = 64 * 1024 * 1024  # message bodies held by all threads together
 MIN_CALL_BYTES = 512 * 1024
@@ -131,9 +143,10 @@ class MessageFactory(Protocol):
 
 
 class RunOutcome(enum.StrEnum):
-    DONE = "done"  # nothing pending or claimed is left in the editions sent
+    DONE = "done"  # nothing pending, claimed or deferred is left in the editions sent
     IDLE = "idle"  # nothing to claim now (``until_done=False``)
-    PAUSED = "paused"
+    HELD = "held"  # outside the send window: ``RunReport.hold`` says until when
+    PAUSED = "paused"  # the pause switch is on: ``RunReport.hold`` says who and when
     CANCELLED = "cancelled"
     STOPPED = "stopped"
 
@@ -146,10 +159,24 @@ class SendStats:
     failed: int = 0
     unknown: int = 0
     skipped: int = 0
+    deferred: int = 0
     released: int = 0
     retries: int = 0
     batches: int = 0
+    calls: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    NAMES = (
+        "sent",
+        "failed",
+        "unknown",
+        "skipped",
+        "deferred",
+        "released",
+        "retries",
+        "batches",
+        "calls",
+    )
 
     def add(self, **counts: int) -> None:
         with self.lock:
@@ -158,24 +185,18 @@ class SendStats:
 
     def as_dict(self) -> dict[str, int]:
         with self.lock:
-            return {
-                name: getattr(self, name)
-                for name in (
-                    "sent",
-                    "failed",
-                    "unknown",
-                    "skipped",
-                    "released",
-                    "retries",
-                    "batches",
-                )
-            }
+            return {name: getattr(self, name) for name in self.NAMES}
 
 
 @dataclass(frozen=True, slots=True)
 class RunReport:
     outcome: RunOutcome
     stats: dict[str, int]
+    hold: Hold | None = None
+
+
+OnWait = Callable[[int, dt.datetime | None], None]
+"""Called before ``run`` sleeps with deferred rows left: how many, and the next one due."""
 
 
 class DeliveryEngine:
@@ -183,7 +204,8 @@ class DeliveryEngine:
 
     ``messages_for(edition_id)`` returns the ``MessageFactory`` of an edition; it is called
     once per edition and process (see ``digest.delivery.prepare.message_factories``).
-    ``on_progress`` is called after every recorded chunk with ``stats``.
+    ``guards`` are checked at every claim (default: the settings' window and the pause switch).
+    ``on_progress`` is called after every recorded call with ``stats``.
     """
 
     def __init__(
@@ -199,18 +221,22 @@ class DeliveryEngine:
         retry_base: float = RETRY_BASE_SECONDS,
         retry_cap: float = RETRY_CAP_SECONDS,
         on_progress: Callable[[SendStats], None] | None = None,
+        on_wait: OnWait | None = None,
+        guards: Guards | None = None,
     ) -> None:
         return_large_buffers_to_the_os()
         self.engine = engine
         self.settings = settings
         self.backend = backend
         self.worker = worker or worker_identity()
-        self.limiter = limiter or RateLimiter(settings.send_rate)
+        self.limiter = limiter or RateLimiter(effective_send_rate(settings, backend))
         self.stop = stop or threading.Event()
         self.retry_base = retry_base
-        # Retries happen while the rows are held: keep every wait well inside the lease.
-        self.retry_cap = min(retry_cap, settings.lease_seconds / 3)
+        self.retry_cap = retry_cap
+        self.retry_window = dt.timedelta(seconds=settings.send_retry_window)
         self.on_progress = on_progress
+        self.on_wait = on_wait
+        self.guards = guards or Guards.of(settings)
         self.stats = SendStats()
         self._messages_for = messages_for
         self._factories: dict[int, MessageFactory] = {}
@@ -218,19 +244,10 @@ class DeliveryEngine:
         self._write_lock: AbstractContextManager[object] = (
             threading.Lock() if is_sqlite(engine) else nullcontext()
         )
-        # Each thread sends its batch in calls built just before they go: at most
-        # send_batch_size / send_concurrency messages, and no more than an equal share of
-        # MESSAGE_BYTES_IN_FLIGHT. A digest is 100+ KB of HTML and text, which the backend
-        # copies again as JSON: what the process holds stays bounded, whatever the threads.
-        self.call_size = max(
-            1,
-            min(
-                backend.max_batch_size,
-                -(-settings.send_batch_size // settings.send_concurrency),
-            ),
-        )
+        # A digest is 100+ KB of HTML and text, which the backend copies again as JSON: each
+        # thread's call holds no more than an equal share of MESSAGE_BYTES_IN_FLIGHT.
         self.call_bytes = max(MIN_CALL_BYTES, MESSAGE_BYTES_IN_FLIGHT // settings.send_concurrency)
-        self._paused = False
+        self._held: Hold | None = None
         self._abort: BaseException | None = None
 
     # -- the loop ------------------------------------------------------------------------------
@@ -246,14 +263,16 @@ class DeliveryEngine:
     ) -> RunReport:
         """Send until there is nothing left to do.
 
-        With ``until_done`` (``digest send``), rows held by other workers or scheduled for
-        later (``not_before``) are waited for; without it (``digest worker --once``) the run
-        ends as soon as nothing can be claimed. ``forever`` (``digest worker``) never ends but
-        on ``stop``, sleeping ``poll`` seconds when idle or paused; ``on_idle`` runs before each
-        such sleep. Raises ``SendAborted``.
+        With ``until_done`` (``digest send``), rows held by other workers or deferred
+        (``not_before``) are waited for; without it (``digest worker --once``) the run ends as
+        soon as nothing can be claimed. ``forever`` (``digest worker``) never ends but on
+        ``stop``, sleeping up to ``poll`` seconds when idle, paused or held; ``on_idle`` runs
+        before each such sleep. Held or paused, a run that is not ``forever`` ends at once
+        with the hold. Raises ``SendAborted``.
         """
+        last_hold: Hold | None = None
         while True:
-            self._paused = False
+            self._held = None
             self._run_threads(edition_ids)
             if self._abort is not None:
                 if isinstance(self._abort, DigestError):
@@ -262,9 +281,14 @@ class DeliveryEngine:
             finish_editions(self.engine, edition_ids)
             if self.stop.is_set():
                 return self._report(RunOutcome.STOPPED)
+            held = self._held
+            if held is not None and held != last_hold:
+                log_event(log, "held", level=logging.WARNING, worker=self.worker, **held.as_dict())
+            last_hold = held
             if not forever:
-                if self._paused:
-                    return self._report(RunOutcome.PAUSED)
+                if held is not None:
+                    paused = held.reason is HoldReason.PAUSED
+                    return self._report(RunOutcome.PAUSED if paused else RunOutcome.HELD, held)
                 if edition_ids is not None and not _sending(self.engine, edition_ids):
                     if _all_cancelled(self.engine, edition_ids):
                         return self._report(RunOutcome.CANCELLED)
@@ -276,12 +300,20 @@ class DeliveryEngine:
                     return self._report(RunOutcome.IDLE)
             if on_idle is not None:
                 on_idle()
-            wait = poll if forever else min(poll, _next_wakeup(self.engine, edition_ids))
+            if held is not None:
+                wait = poll
+                if held.until is not None:
+                    wait = min(poll, max(0.0, (held.until - utcnow()).total_seconds()))
+            else:
+                wakeup, deferred, due = _next_wakeup(self.engine, edition_ids)
+                if deferred and self.on_wait is not None and not forever:
+                    self.on_wait(deferred, due)
+                wait = min(poll, wakeup)
             if self.stop.wait(max(wait, 0.05)):
                 return self._report(RunOutcome.STOPPED)
 
-    def _report(self, outcome: RunOutcome) -> RunReport:
-        return RunReport(outcome, self.stats.as_dict())
+    def _report(self, outcome: RunOutcome, hold: Hold | None = None) -> RunReport:
+        return RunReport(outcome, self.stats.as_dict(), hold)
 
     def _run_threads(self, edition_ids: Sequence[int] | None) -> None:
         count = self.settings.send_concurrency
@@ -311,10 +343,7 @@ class DeliveryEngine:
                 log.exception("sending thread failed")
 
     def _one_batch(self, edition_ids: Sequence[int] | None) -> bool:
-        """Claim and send one batch; False when there was nothing to claim (or paused)."""
-        if self.paused():
-            self._paused = True
-            return False
+        """Claim and send one batch; False when there was nothing to claim (or held)."""
         with self._writing() as session:
             claim = claim_in(
                 session,
@@ -323,27 +352,26 @@ class DeliveryEngine:
                 lease_seconds=self.settings.lease_seconds,
                 edition_ids=edition_ids,
                 idempotent=self.backend.supports_idempotency,
+                guards=self.guards,
             )
+        if claim.held is not None:
+            self._held = claim.held
+            return False
         if claim.skipped:
             self.stats.add(skipped=claim.skipped)
         if not claim:
             return False
         if claim.rows:
-            # Tokens are booked for the rows actually claimed: booking a whole batch up front
-            # made every other thread wait for rows that did not exist.
-            wait = self.limiter.reserve(len(claim.rows))
-            if wait > 0 and self.stop.wait(wait):
-                self._release([row.id for row in claim.rows], claim.holder)
-                return False
             self._send_claim(claim)
         return True
 
     @property
     def claim_size(self) -> int:
         """Rows per claim: a batch, but never more than the threads can send at the configured
-        rate well within one lease (claimed rows wait for their tokens under the lease)."""
+        rate well within one lease (claimed rows wait for their turn under the lease)."""
         settings = self.settings
-        within_lease = settings.send_rate * settings.lease_seconds / (2 * settings.send_concurrency)
+        rate = self.limiter.max_rate
+        within_lease = rate * settings.lease_seconds / (2 * settings.send_concurrency)
         return max(1, min(settings.send_batch_size, int(within_lease)))
 
     @contextmanager
@@ -352,12 +380,6 @@ class DeliveryEngine:
         first, so they never meet in SQLite's busy handler (which sleeps up to 100 ms)."""
         with self._write_lock, immediate_session(self.engine) as session:
             yield session
-
-    def paused(self) -> bool:
-        """The service-wide pause switch (``ServiceState["paused"]``)."""
-        with session_scope(self.engine) as session:
-            state = read_state(session, PAUSE_KEY)
-        return bool(state and state.get("paused"))
 
     # -- one batch -----------------------------------------------------------------------------
 
@@ -369,7 +391,7 @@ class DeliveryEngine:
             return factory
 
     def _send_claim(self, claim: Claim) -> None:
-        """Send a claimed batch call by call, each call's messages built just before it."""
+        """Send a claimed batch call by call, each paced and built just before it goes."""
         assert claim.edition_id is not None
         rows, holder = claim.rows, claim.holder
         self.stats.add(batches=1)
@@ -377,65 +399,66 @@ class DeliveryEngine:
         start = 0
         try:
             while start < len(rows):
-                if self.stop.is_set():
+                factory = factory or self._factory(claim.edition_id)
+                size = self.limiter.call_size(self.backend.max_batch_size)
+                call, messages = self._next_call(rows, start, factory, size)
+                wait = max(self.limiter.reserve(len(call)), self.limiter.hold())
+                if self.stop.wait(wait) if wait > 0 else self.stop.is_set():
                     self._release([row.id for row in rows[start:]], holder)
                     return
-                factory = factory or self._factory(claim.edition_id)
-                call, messages = self._next_call(rows, start, factory)
-                self._send_call(call, messages, holder)
+                later = self._send_call(call, messages, holder)
                 start += len(call)
+                if later is not None and start < len(rows):
+                    # The provider is failing: the rest of the batch waits as long, uncharged.
+                    self._defer([row.id for row in rows[start:]], holder, later, "", charge=False)
+                    return
         except BaseException:
             self._release([row.id for row in rows[start:]], holder)
             raise
 
     def _next_call(
-        self, rows: Sequence[ClaimedRow], start: int, factory: MessageFactory
+        self, rows: Sequence[ClaimedRow], start: int, factory: MessageFactory, size: int
     ) -> tuple[list[ClaimedRow], list[OutgoingMessage]]:
-        """The messages of ``rows[start:]`` that fit in one call: ``call_size`` messages, or
-        fewer once they reach ``call_bytes``."""
+        """The messages of ``rows[start:]`` that fit in one call: ``size`` messages, or fewer
+        once they reach ``call_bytes``."""
         call: list[ClaimedRow] = []
         messages: list[OutgoingMessage] = []
-        size = 0
-        for row in rows[start : start + self.call_size]:
+        total = 0
+        for row in rows[start : start + size]:
             message = factory(row)
             call.append(row)
             messages.append(message)
-            size += len(message.html) + len(message.text)
-            if size >= self.call_bytes:
+            total += len(message.html) + len(message.text)
+            if total >= self.call_bytes:
                 break
         return call, messages
 
     def _send_call(
         self, rows: Sequence[ClaimedRow], messages: Sequence[OutgoingMessage], holder: str
-    ) -> None:
-        """One backend call, retried as the error says; every outcome recorded."""
+    ) -> dt.datetime | None:
+        """One provider call, every outcome recorded; when the provider failed in a way that
+        the rest of the batch would meet too, the moment to try again."""
         by_id = {row.id: (row, message) for row, message in zip(rows, messages, strict=True)}
         ids = list(by_id)
-        while ids:
-            hold = self.limiter.hold()
-            if hold > 0 and self.stop.wait(hold):
-                self._release(ids, holder)
-                return
-            with self._writing() as session:
-                attempts = mark_started(
-                    session, ids, worker=holder, lease_seconds=self.settings.lease_seconds
-                )
-            live = [row_id for row_id in ids if row_id in attempts]
-            if not live:
-                return
-            try:
-                results = self.backend.send_batch([by_id[row_id][1] for row_id in live])
-            except BackendError as exc:
-                live = self._record_partial(by_id, live, exc, holder)
-                ids = self._after_failure(live, attempts, exc, holder)
-            except BaseException as exc:
-                # Unexpected: the request may or may not have left. Be honest about it.
-                self._mark(live, DeliveryState.UNKNOWN, f"{type(exc).__name__}: {exc}", holder)
-                raise
-            else:
-                self._record(by_id, live, results, holder)
-                self.limiter.recover()
-                return
+        with self._writing() as session:
+            attempts = mark_started(
+                session, ids, worker=holder, lease_seconds=self.settings.lease_seconds
+            )
+        live = [row_id for row_id in ids if row_id in attempts]
+        if not live:
+            return None
+        self.stats.add(calls=1)
+        try:
+            results = self.backend.send_batch([by_id[row_id][1] for row_id in live])
+        except BackendError as exc:
+            live = self._record_partial(by_id, live, exc, holder)
+            return self._after_failure(live, attempts, exc, holder)
+        except BaseException as exc:
+            # Unexpected: the request may or may not have left. Be honest about it.
+            self._settle(live, DeliveryState.UNKNOWN, f"{type(exc).__name__}: {exc}", holder)
+            raise
+        self._record(by_id, live, results, holder)
+        return None
 
     def _record_partial(
         self,
@@ -456,44 +479,46 @@ class DeliveryEngine:
 
     def _after_failure(
         self, live: list[int], attempts: dict[int, int], exc: BackendError, holder: str
-    ) -> list[int]:
-        """Handle a failed call; the rows to try again (after the wait), or none."""
+    ) -> dt.datetime | None:
+        """Handle a failed call (only its own rows); when the rest of the batch should wait."""
         if not live:
-            return []
+            return None
         if isinstance(exc, PermanentError):
             self._release(live, holder)
             raise SendAborted(f"the provider refused the request: {exc}") from exc
         if isinstance(exc, RateLimitedError):
             self.limiter.throttle(exc.retry_after)
-            self._retry_later(live, str(exc), holder, uncount=True)
-            return [] if self._wait(self.limiter.reserve(len(live)), live, holder) else live
+            delay = exc.retry_after
+            if delay is None or delay <= 0:
+                delay = backoff_delay(
+                    max(attempts[row_id] for row_id in live),
+                    base=self.retry_base,
+                    cap=self.retry_cap,
+                )
+            # A little jitter, so the deferred rows of many threads do not all come back at once.
+            until = utcnow() + dt.timedelta(seconds=delay * random.uniform(1.0, 1.25))  # noqa: S311
+            self._defer(live, holder, until, str(exc), uncount=True)
+            return None
         if isinstance(exc, AmbiguousError) and not self.backend.supports_idempotency:
-            self._mark(live, DeliveryState.UNKNOWN, str(exc), holder)
-            return []
+            self._settle(live, DeliveryState.UNKNOWN, str(exc), holder)
+            return None
         if not isinstance(exc, (RetryableError, AmbiguousError)):
-            self._mark(live, DeliveryState.UNKNOWN, f"{type(exc).__name__}: {exc}", holder)
-            return []
-        limit = self.settings.send_max_attempts
-        exhausted = [row_id for row_id in live if attempts[row_id] >= limit]
-        retry = [row_id for row_id in live if attempts[row_id] < limit]
-        if exhausted:
-            self._mark(exhausted, DeliveryState.FAILED, f"{exc} (after {limit} attempts)", holder)
-        if not retry:
-            return []
-        self._retry_later(retry, str(exc), holder, uncount=False)
+            self._settle(live, DeliveryState.UNKNOWN, f"{type(exc).__name__}: {exc}", holder)
+            return None
         delay = backoff_delay(
-            max(attempts[row_id] for row_id in retry), base=self.retry_base, cap=self.retry_cap
+            max(attempts[row_id] for row_id in live), base=self.retry_base, cap=self.retry_cap
         )
-        log.warning("retry in %.2fs rows=%d error=%s", delay, len(retry), exc)
-        return [] if self._wait(delay, retry, holder) else retry
-
-    def _wait(self, seconds: float, ids: list[int], holder: str) -> bool:
-        """Sleep before a retry; True (rows released) if a stop came meanwhile."""
-        self.stats.add(retries=1)
-        if self.stop.wait(max(0.0, seconds)):
-            self._release(ids, holder)
-            return True
-        return False
+        until = utcnow() + dt.timedelta(seconds=delay)
+        log_event(
+            log,
+            "retry_later",
+            level=logging.WARNING,
+            rows=len(live),
+            delay_seconds=round(delay, 2),
+            error=str(exc),
+        )
+        self._defer(live, holder, until, str(exc))
+        return until
 
     # -- recording -----------------------------------------------------------------------------
 
@@ -524,25 +549,14 @@ class DeliveryEngine:
                     bounced.append((row.email, error))
         missing = [row_id for row_id in live if row_id not in seen]
         with self._writing() as session:
-            connection = session.connection()
-            stamp = db_timestamp(connection, DELIVERY.c.updated_at, now)
-            executemany(
-                connection,
-                RECORD_SENT,
-                [(provider_id, stamp, stamp, row_id, holder) for provider_id, row_id in sent],
-            )
-            executemany(
-                connection,
-                RECORD_FAILED,
-                [(error, stamp, row_id, holder) for error, row_id in failed],
-            )
+            record_results(session, sent=sent, rejected=failed, holder=holder, now=now)
             if missing:
-                _set_state(
+                settle(
                     session,
                     missing,
-                    holder,
                     DeliveryState.UNKNOWN,
                     "the provider returned no result for this message",
+                    holder=holder,
                     now=now,
                 )
             for email, error in bounced:
@@ -555,31 +569,45 @@ class DeliveryEngine:
             len(failed),
             len(missing),
         )
+        self._progress()
+
+    def _progress(self) -> None:
         if self.on_progress is not None:
             self.on_progress(self.stats)
 
-    def _mark(self, ids: list[int], state: DeliveryState, error: str, holder: str) -> None:
+    def _settle(self, ids: list[int], state: DeliveryState, error: str, holder: str) -> None:
         with self._writing() as session:
-            _set_state(session, ids, holder, state, error, now=utcnow())
+            settle(session, ids, state, error, holder=holder)
         self.stats.add(**{str(state): len(ids)})
         log.warning("rows=%d state=%s error=%s", len(ids), state, error)
-        if self.on_progress is not None:
-            self.on_progress(self.stats)
+        self._progress()
 
-    def _retry_later(self, ids: list[int], error: str, holder: str, *, uncount: bool) -> None:
-        """The call failed and nothing was delivered: the rows stay claimed, not in flight."""
-        now = utcnow()
+    def _defer(
+        self,
+        ids: list[int],
+        holder: str,
+        until: dt.datetime,
+        error: str,
+        *,
+        uncount: bool = False,
+        charge: bool = True,
+    ) -> None:
         with self._writing() as session:
-            session.connection().execute(
-                sa.update(DELIVERY)
-                .where(DELIVERY.c.id.in_(ids), DELIVERY.c.worker == holder)
-                .values(
-                    attempt_started_at=None,
-                    attempts=DELIVERY.c.attempts - 1 if uncount else DELIVERY.c.attempts,
-                    last_error=error[:2000],
-                    updated_at=now,
-                )
+            failed = defer(
+                session,
+                ids,
+                holder=holder,
+                until=until,
+                error=error,
+                retry_window=self.retry_window,
+                uncount=uncount,
+                charge=charge,
             )
+        if charge:
+            self.stats.add(deferred=len(ids) - len(failed), failed=len(failed), retries=1)
+        if failed:
+            log.warning("rows=%d failed: retry window over; error=%s", len(failed), error)
+        self._progress()
 
     def _release(self, ids: list[int], holder: str) -> None:
         if not ids:
@@ -587,45 +615,6 @@ class DeliveryEngine:
         with self._writing() as session:
             released = release(session, ids, worker=holder)
         self.stats.add(released=released)
-
-
-# An outcome is recorded only on rows this holder still holds (or held when its lease expired):
-# a row taken over by another worker is theirs to record. Written through the DB-API
-# (``digest.delivery.bulk``): this runs once per call, for every recipient.
-# A provider event (delivered, bounced, ...) may have been recorded before this: it is kept.
-RECORD_SENT = (
-    "UPDATE delivery SET provider_message_id = ?, state = 'sent', provider_status = CASE WHEN"
-    " provider_status IS NULL OR provider_status IN ('accepted', 'rejected') THEN 'accepted'"
-    " ELSE provider_status END, sent_at = ?, updated_at = ?, last_error = NULL,"
-    " attempt_started_at = NULL, lease_expires_at = NULL WHERE id = ? AND worker = ?"
-)
-RECORD_FAILED = (
-    "UPDATE delivery SET last_error = ?, state = 'failed', provider_status = 'rejected',"
-    " updated_at = ?, attempt_started_at = NULL, lease_expires_at = NULL"
-    " WHERE id = ? AND worker = ?"
-)
-
-
-def _set_state(
-    session: Session,
-    ids: list[int],
-    worker: str,
-    state: DeliveryState,
-    error: str,
-    *,
-    now: dt.datetime,
-) -> None:
-    session.connection().execute(
-        sa.update(DELIVERY)
-        .where(DELIVERY.c.id.in_(ids), DELIVERY.c.worker == worker)
-        .values(
-            state=str(state),
-            last_error=error[:2000],
-            attempt_started_at=None,
-            lease_expires_at=None,
-            updated_at=now,
-        )
-    )
 
 
 def _suppress(session: Session, email: str, error: str) -> None:
@@ -641,34 +630,6 @@ def _suppress(session: Session, email: str, error: str) -> None:
 
 # -- edition-level queries -----------------------------------------------------------------------
 
-_OPEN_STATES = (str(DeliveryState.PENDING), str(DeliveryState.CLAIMED))
-
-
-def finish_editions(engine: Engine, edition_ids: Sequence[int] | None = None) -> list[int]:
-    """Mark sent every sending edition whose ledger is complete and has no row left pending
-    or claimed; the ids of the editions finished now."""
-    with immediate_session(engine) as session:
-        open_rows = sa.exists().where(
-            DELIVERY.c.edition_id == EDITION.c.id, DELIVERY.c.state.in_(_OPEN_STATES)
-        )
-        candidates = sa.select(EDITION.c.id).where(
-            EDITION.c.status == str(EditionStatus.SENDING),
-            EDITION.c.ledger_complete.is_(True),
-            ~open_rows,
-        )
-        if edition_ids is not None:
-            candidates = candidates.where(EDITION.c.id.in_(list(edition_ids)))
-        finished = [int(row[0]) for row in session.connection().execute(candidates)]
-        if finished:
-            session.connection().execute(
-                sa.update(EDITION)
-                .where(EDITION.c.id.in_(finished), EDITION.c.status == str(EditionStatus.SENDING))
-                .values(status=str(EditionStatus.SENT), completed_at=utcnow())
-            )
-    for edition_id in finished:
-        log.info("edition sent edition=%s", edition_id)
-    return finished
-
 
 def _edition_filter(edition_ids: Sequence[int] | None) -> Iterator[sa.ColumnElement[bool]]:
     sending = sa.select(EDITION.c.id).where(EDITION.c.status == str(EditionStatus.SENDING))
@@ -678,14 +639,14 @@ def _edition_filter(edition_ids: Sequence[int] | None) -> Iterator[sa.ColumnElem
 
 
 def _unfinished(engine: Engine, edition_ids: Sequence[int] | None) -> int:
-    """Rows still pending or claimed in sending editions (or editions whose ledger is not
-    complete, counted as one)."""
+    """Rows still pending, claimed or deferred in sending editions (or editions whose ledger
+    is not complete, counted as one)."""
     with session_scope(engine) as session:
         count = (
             session.connection()
             .execute(
                 sa.select(sa.func.count()).where(
-                    DELIVERY.c.state.in_(_OPEN_STATES), *_edition_filter(edition_ids)
+                    DELIVERY.c.state.in_(OPEN_STATES), *_edition_filter(edition_ids)
                 )
             )
             .one()[0]
@@ -698,8 +659,11 @@ def _unfinished(engine: Engine, edition_ids: Sequence[int] | None) -> int:
         return int(count) + int(session.connection().execute(incomplete).one()[0])
 
 
-def _next_wakeup(engine: Engine, edition_ids: Sequence[int] | None) -> float:
-    """Seconds until a held lease expires or a deferred row becomes due (whichever is first)."""
+def _next_wakeup(
+    engine: Engine, edition_ids: Sequence[int] | None
+) -> tuple[float, int, dt.datetime | None]:
+    """Seconds until a held lease expires or a deferred row becomes due (whichever is first),
+    with the number of deferred rows and when the first is due."""
     with session_scope(engine) as session:
         lease = (
             session.connection()
@@ -710,26 +674,23 @@ def _next_wakeup(engine: Engine, edition_ids: Sequence[int] | None) -> float:
             )
             .one()[0]
         )
-        due = (
+        deferred, due = (
             session.connection()
             .execute(
-                sa.select(sa.func.min(DELIVERY.c.not_before)).where(
-                    DELIVERY.c.state == str(DeliveryState.PENDING), *_edition_filter(edition_ids)
+                sa.select(sa.func.count(), sa.func.min(DELIVERY.c.not_before)).where(
+                    DELIVERY.c.state.in_([str(DeliveryState.DEFERRED), str(DeliveryState.PENDING)]),
+                    DELIVERY.c.not_before.is_not(None),
+                    *_edition_filter(edition_ids),
                 )
             )
-            .one()[0]
+            .one()
         )
-    moments = [_aware(moment) for moment in (lease, due) if moment is not None]
+    due_at = None if due is None else aware(due)
+    moments = [moment for moment in (None if lease is None else aware(lease), due_at) if moment]
     if not moments:
-        return 1.0
-    return max(0.0, (min(moments) - utcnow()).total_seconds()) + 0.05
-
-
-def _aware(moment: dt.datetime) -> dt.datetime:
-    # Aggregates lose the column type: SQLite hands back a naive string-parsed value.
-    if isinstance(moment, str):
-        moment = dt.datetime.fromisoformat(moment)
-    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+        return 1.0, int(deferred), due_at
+    wait = max(0.0, (min(moments) - utcnow()).total_seconds()) + 0.05
+    return wait, int(deferred), due_at
 
 
 def _sending(engine: Engine, edition_ids: Sequence[int]) -> list[int]:

@@ -25,9 +25,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from digest.db import session_scope, utcnow
-from digest.scheduler.guards import pause_state
+from digest.delivery.guards import pause_state
+from digest.logs import log_event
 from digest.scheduler.leader import Leadership
-from digest.scheduler.logs import log_event
 from digest.state import read_state, write_state
 
 log = logging.getLogger(__name__)

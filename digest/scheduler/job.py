@@ -7,14 +7,15 @@ Steps, in order (each logs one ``event=job_step`` line with its outcome):
    cannot be read at all fails the job (the week's content is unknown); single documents that
    fail validation are reported and the others imported.
 2. **week**: the last complete ISO week in ``settings.zone`` at ``now``.
-3. **edition**: ``open_edition`` creates the week's edition once (a unique key makes a second
-   run harmless) or finds it; fewer than ``settings.min_new_comparisons`` new comparisons
-   skips the week.
-4. **hold**: the send window and the pause switch (``digest.scheduler.guards``). The ledger is
-   not built before this, so workers have nothing of the edition to send while it is held.
-5. **send**: complete the ledger, then hand the edition to the delivery engine, which renders
-   each content variant once and sends in batches. A pause between batches brings the job back
-   to step 4; a stop (SIGTERM) releases the current batch and ends the job.
+3. **edition**: ``digest.delivery.run.open_for_sending`` creates the week's edition once (a
+   unique key makes a second run harmless) or finds it, and says whether it is still to be
+   sent (fewer than ``settings.min_new_comparisons`` new comparisons skips the week).
+4. **hold**: wait for the send window and the pause switch (``digest.delivery.guards``). The
+   claims obey the same guards whoever sends; waiting here keeps the job's report readable.
+5. **send**: ``digest.delivery.run.run_edition``, the same use case as ``digest send``:
+   complete the ledger, render each content variant once, send at the configured pace,
+   waiting for deferred rows. Held or paused meanwhile brings the job back to step 4; a stop
+   (SIGTERM) gives the rows in hand back and ends the job.
 
 A failing step ends the job with ``status="failed"``: the report carries the error, the
 traceback is logged, and the edition (if any) stays as it was — sending with its ledger —
@@ -42,21 +43,20 @@ from digest.content.importer import URL_TIMEOUT, ImportReport, import_paths
 from digest.content.weeks import IsoWeek
 from digest.db import utcnow
 from digest.delivery.flow import backoff_delay
-from digest.editions.models import Edition, EditionStatus
-from digest.editions.service import open_edition
-from digest.render.edition import subject_for
-from digest.scheduler.guards import (
+from digest.delivery.guards import (
     HOLD_STEP_SECONDS,
     MAX_HOLD,
     Clock,
+    Guards,
     HoldOutcome,
-    SendWindow,
     Sleep,
     hold,
 )
+from digest.delivery.run import Outcome, Run, SendReport, open_for_sending, run_edition
+from digest.editions.models import Edition
+from digest.logs import log_event
 from digest.scheduler.heartbeat import iso, write_last_run
 from digest.scheduler.leader import process_identity
-from digest.scheduler.logs import log_event
 
 log = logging.getLogger(__name__)
 
@@ -140,41 +140,19 @@ class _StepFailed(Exception):
     """Raised inside a step after it was recorded as failed; ends the job."""
 
 
-@dataclass(frozen=True, slots=True)
-class SendSummary:
-    """What the delivery engine reports for one send of an edition."""
-
-    outcome: str  # digest.delivery.sender.RunOutcome: done, paused, cancelled, stopped, idle
-    stats: dict[str, int]
-    recipients: int = 0
-
-
 class SendEdition(Protocol):
-    """Completes an edition's ledger and sends what is pending; ends when done, paused,
-    cancelled or stopped."""
+    """Sends an edition until it is done, held, paused, cancelled or stopped."""
 
     def __call__(
         self, engine: Engine, settings: Settings, edition: Edition, *, stop: threading.Event
-    ) -> SendSummary: ...
+    ) -> SendReport: ...
 
 
 def deliver_edition(
     engine: Engine, settings: Settings, edition: Edition, *, stop: threading.Event
-) -> SendSummary:
-    """The real send: ``digest.delivery`` completes the ledger, compiles each content variant
-    once and sends every pending row through the configured backend."""
-    from digest.backends.registry import get_backend
-    from digest.delivery.prepare import complete_ledger, message_factories
-    from digest.delivery.sender import DeliveryEngine
-
-    assert edition.id is not None
-    recipients = complete_ledger(engine, settings, edition)
-    with get_backend(settings) as backend:
-        sender = DeliveryEngine(
-            engine, settings, backend, message_factories(engine, settings), stop=stop
-        )
-        report = sender.run([edition.id], until_done=True)
-    return SendSummary(str(report.outcome), dict(report.stats), recipients)
+) -> SendReport:
+    """The real send: ``digest.delivery.run.run_edition``, as ``digest send`` does it."""
+    return run_edition(engine, settings, IsoWeek.parse(edition.week), run=Run(stop=stop))
 
 
 # -- fetching content with retries ------------------------------------------------------------
@@ -343,8 +321,8 @@ class _WeeklyRun:
         if edition is None:
             return
         deadline = self.clock() + self.max_hold
-        while self.hold(deadline) and self.send(edition, week) == "paused":
-            pass  # paused between batches: back to the hold, until resume or the deadline
+        while self.hold(deadline) and self.send(edition, week) in (Outcome.PAUSED, Outcome.HELD):
+            pass  # held or paused while sending: back to the hold, until clear or the deadline
 
     def import_content(self) -> None:
         with self.step("import") as detail:
@@ -372,36 +350,31 @@ class _WeeklyRun:
         """The week's edition if it is to be sent; None (with the report's status set) if not."""
         report = self.report
         with self.step("edition") as detail:
-            outcome = open_edition(
-                self.engine, self.settings, week, subject_for=subject_for(self.settings, week)
-            )
-            edition = outcome.edition
-            if edition is None:
-                report.status, report.reason = JobStatus.SKIPPED, outcome.reason
-                detail.update(_status=StepStatus.SKIPPED, reason=outcome.reason)
-                return None
-            report.edition_id = edition.id
-            detail.update(
-                edition=edition.id, created=outcome.created, edition_status=str(edition.status)
-            )
-            if edition.status == EditionStatus.SENT:
+            opened = open_for_sending(self.engine, self.settings, week)
+            edition = opened.edition
+            report.edition_id = None if edition is None else edition.id
+            final = opened.final
+            if edition is not None:
+                detail.update(
+                    edition=edition.id, created=opened.created, edition_status=str(edition.status)
+                )
+            if final is None:
+                return edition
+            if final.outcome in (Outcome.SENT, Outcome.SENT_WITH_FAILURES):
                 report.status = JobStatus.ALREADY_SENT
                 report.reason = f"the edition of {week} was sent already"
                 return None
-            if edition.status == EditionStatus.CANCELLED:
-                report.status = JobStatus.SKIPPED
-                report.reason = f"the edition of {week} is cancelled"
-                detail.update(_status=StepStatus.SKIPPED, reason=report.reason)
-                return None
-        return edition
+            report.status = JobStatus.SKIPPED
+            report.reason = final.reason or f"the edition of {week} is {final.outcome}"
+            detail.update(_status=StepStatus.SKIPPED, reason=report.reason)
+        return None
 
     def hold(self, deadline: dt.datetime) -> bool:
         """Wait for the guards; True when sending may start."""
         with self.step("hold") as detail:
             held = hold(
                 self.engine,
-                SendWindow.parse(self.settings.send_window),
-                self.settings.zone,
+                Guards.of(self.settings),
                 stop=self.stop,
                 clock=self.clock,
                 sleep=self.sleep,
@@ -425,21 +398,31 @@ class _WeeklyRun:
             return False
         return True
 
-    def send(self, edition: Edition, week: IsoWeek) -> str:
-        """Send through the delivery engine; its outcome (``done``, ``paused``, ...)."""
+    def send(self, edition: Edition, week: IsoWeek) -> Outcome:
+        """Send through ``digest.delivery.run``; its outcome (``sent``, ``paused``, ...)."""
         report = self.report
         with self.step("send") as detail:
-            summary = self.send_edition(self.engine, self.settings, edition, stop=self.stop)
-            for name, count in summary.stats.items():
+            sent = self.send_edition(self.engine, self.settings, edition, stop=self.stop)
+            for name, count in sent.stats.items():
                 report.sent[name] = report.sent.get(name, 0) + count
-            detail.update(outcome=summary.outcome, recipients=summary.recipients, **summary.stats)
+            detail.update(outcome=str(sent.outcome), recipients=sent.recipients, **sent.stats)
+            if sent.hold is not None:
+                detail.update(held_by=str(sent.hold.reason))
         report.status, report.reason = {
-            "done": (JobStatus.SENT, ""),
-            "paused": (JobStatus.HELD, "paused while sending"),
-            "cancelled": (JobStatus.SKIPPED, f"the edition of {week} was cancelled while sending"),
-            "stopped": (JobStatus.STOPPED, "stopped while sending; the batch in hand was released"),
-        }.get(summary.outcome, (JobStatus.HELD, f"delivery ended {summary.outcome}"))
-        return summary.outcome
+            Outcome.SENT: (JobStatus.SENT, ""),
+            Outcome.SENT_WITH_FAILURES: (JobStatus.SENT, "some rows failed: see `digest status`"),
+            Outcome.PAUSED: (JobStatus.HELD, "paused while sending"),
+            Outcome.HELD: (JobStatus.HELD, "the send window closed while sending"),
+            Outcome.CANCELLED: (
+                JobStatus.SKIPPED,
+                f"the edition of {week} was cancelled while sending",
+            ),
+            Outcome.STOPPED: (
+                JobStatus.STOPPED,
+                "stopped while sending; the rows in hand were released",
+            ),
+        }.get(sent.outcome, (JobStatus.HELD, f"delivery ended {sent.outcome}"))
+        return sent.outcome
 
 
 def run_weekly_job(

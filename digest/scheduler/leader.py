@@ -44,7 +44,7 @@ from sqlalchemy.pool import NullPool
 
 from digest.db import is_sqlite
 from digest.errors import ConflictError
-from digest.scheduler.logs import log_event
+from digest.logs import log_event
 
 log = logging.getLogger(__name__)
 

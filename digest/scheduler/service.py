@@ -14,6 +14,10 @@
 - **Stopping**: SIGTERM/SIGINT set the stop event shared with the job and the delivery engine,
   which finishes or releases the batch in hand; the service then shuts APScheduler down,
   waiting for the job, and gives up the lead.
+- **Continuing**: every ``continue_seconds`` (30) the leader also sends whatever any sending
+  edition has due (``digest.delivery.run.run_worker`` once): an edition held by the window,
+  paused and then resumed, or with deferred rows goes on without a worker. Workers only add
+  throughput (and scale out on PostgreSQL).
 - **Heartbeat** every ``heartbeat_seconds`` (``digest.scheduler.heartbeat``), which also
   checks the lead is still held and stops the service (exit code 1) if it is not.
 """
@@ -31,12 +35,14 @@ from typing import Any
 
 from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MISSED, JobExecutionEvent
 from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.jobstores.memory import MemoryJobStore
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy.engine import Engine
 
 from digest.config import Settings
 from digest.db import utcnow
+from digest.logs import log_event
 from digest.scheduler.cron import build_trigger
 from digest.scheduler.heartbeat import DEFAULT_INTERVAL, JOB_ID, Heartbeat, iso, write_last_run
 from digest.scheduler.job import (
@@ -53,11 +59,12 @@ from digest.scheduler.leader import (
     leadership_for,
     process_identity,
 )
-from digest.scheduler.logs import log_event
 
 log = logging.getLogger(__name__)
 
 LEADER_RETRY_SECONDS = 10.0
+CONTINUE_SECONDS = 30.0
+CONTINUE_ID = "digest-continue-sending"
 
 Job = Callable[[threading.Event], object]
 
@@ -65,6 +72,26 @@ Job = Callable[[threading.Event], object]
 def _default_job(settings: Settings, engine: Engine) -> Job:
     def job(stop: threading.Event) -> JobReport:
         return run_weekly_job(settings, engine, trigger="schedule", stop=stop)
+
+    return job
+
+
+def _continue_sending(settings: Settings, engine: Engine) -> Job:
+    def job(stop: threading.Event) -> object:
+        from digest.delivery.run import Run, run_worker
+
+        report = run_worker(engine, settings, once=True, run=Run(stop=stop))
+        stats = report.stats
+        if stats.get("sent") or stats.get("failed") or stats.get("deferred"):
+            log_event(
+                log,
+                "continued",
+                outcome=str(report.outcome),
+                sent=stats.get("sent", 0),
+                failed=stats.get("failed", 0),
+                deferred=stats.get("deferred", 0),
+            )
+        return report
 
     return job
 
@@ -81,6 +108,8 @@ class SchedulerService:
         heartbeat_seconds: float = DEFAULT_INTERVAL,
         leader_retry_seconds: float = LEADER_RETRY_SECONDS,
         job: Job | None = None,
+        continue_job: Job | None = None,
+        continue_seconds: float = CONTINUE_SECONDS,
         leadership: Leadership | None = None,
         stop: threading.Event | None = None,
     ) -> None:
@@ -90,6 +119,11 @@ class SchedulerService:
         self.heartbeat_seconds = heartbeat_seconds
         self.leader_retry_seconds = leader_retry_seconds
         self.job = job or _default_job(settings, engine)
+        # A service given its own weekly job (tests) continues nothing unless told to.
+        self.continue_job = continue_job or (
+            _continue_sending(settings, engine) if job is None else None
+        )
+        self.continue_seconds = continue_seconds
         self.leadership = leadership or leadership_for(engine, settings.newsletter)
         self.stop = stop or threading.Event()
         self.grace_seconds = int(settings.misfire_grace_hours * 3600)
@@ -155,8 +189,14 @@ class SchedulerService:
 
     def _start_scheduler(self) -> BackgroundScheduler:
         scheduler = BackgroundScheduler(
-            jobstores={"default": SQLAlchemyJobStore(engine=self.engine)},
-            executors={"default": ThreadPoolExecutor(max_workers=1)},
+            jobstores={
+                "default": SQLAlchemyJobStore(engine=self.engine),
+                "memory": MemoryJobStore(),
+            },
+            executors={
+                "default": ThreadPoolExecutor(max_workers=1),
+                "continue": ThreadPoolExecutor(max_workers=1),
+            },
             job_defaults={
                 "coalesce": True,
                 "max_instances": 1,
@@ -185,6 +225,19 @@ class SchedulerService:
             misfire_grace_time=self.grace_seconds,
             **keep,
         )
+        if self.continue_job is not None:
+            scheduler.add_job(
+                self._continue,
+                trigger="interval",
+                seconds=self.continue_seconds,
+                id=CONTINUE_ID,
+                name="continue sending",
+                jobstore="memory",
+                executor="continue",
+                coalesce=True,
+                max_instances=1,
+                next_run_time=utcnow() + dt.timedelta(seconds=min(5.0, self.continue_seconds)),
+            )
         scheduler.resume()
         return scheduler
 
@@ -206,7 +259,15 @@ class SchedulerService:
         finally:
             lock.close()
 
+    def _continue(self) -> None:
+        if self.continue_job is not None and not self.stop.is_set():
+            self.continue_job(self.stop)
+
     def _on_event(self, event: JobExecutionEvent) -> None:
+        if event.job_id != JOB_ID:
+            if event.code == EVENT_JOB_ERROR:
+                log_event(log, "continue_error", level=logging.ERROR, error=str(event.exception))
+            return
         scheduled = event.scheduled_run_time
         if event.code == EVENT_JOB_MISSED:
             late = utcnow() - scheduled

@@ -7,8 +7,9 @@ For every event, in one transaction per webhook request:
    ``(provider, event_key)``) or a reused one-time token inserts nothing and has no effect;
 3. for a new row only: a hard bounce or a complaint suppresses the address and writes an audit
    entry (``subscribers.lifecycle``), a soft bounce is audited only; and the delivery's
-   ``provider_status`` becomes the event type, unless an event of that delivery that happened
-   later is already stored (webhooks arrive out of order).
+   ``provider_status`` becomes the event type (``digest.delivery.ledger`` writes it), unless
+   an event of that delivery that happened later is already stored (webhooks arrive out of
+   order).
 
 The write lock is taken at BEGIN on SQLite (``immediate_session``) so concurrent deliveries of
 the same event serialize; on PostgreSQL the unique index does the same. Either way the
@@ -27,6 +28,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from digest.db import immediate_session, utcnow
+from digest.delivery.ledger import record_provider_status
 from digest.delivery.models import Delivery
 from digest.errors import InputError
 from digest.webhooks.events import BounceKind, EventType, NormalizedEvent
@@ -181,9 +183,16 @@ def _update_delivery(
     ).first()
     if later is not None:
         return
-    session.exec(
-        sa.update(Delivery)
-        .where(col(Delivery.id) == delivery.id)
-        .values(provider_status=str(event.event_type), updated_at=utcnow())
-        .execution_options(synchronize_session=False)
+    assert delivery.id is not None
+    record_provider_status(session, delivery.id, str(event.event_type))
+
+
+def webhook_counts(session: Session, edition_id: int) -> dict[str, int]:
+    """Provider events (delivered, bounced, ...) matched to this edition's rows, by type."""
+    rows = session.exec(
+        select(col(WebhookEvent.event_type), sa.func.count())
+        .join(Delivery, col(Delivery.id) == col(WebhookEvent.delivery_id))
+        .where(col(Delivery.edition_id) == edition_id)
+        .group_by(col(WebhookEvent.event_type))
     )
+    return {str(event_type): int(count) for event_type, count in rows}

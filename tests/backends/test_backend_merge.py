@@ -27,7 +27,7 @@ from digest.backends.sendgrid import SendGridBackend
 from digest.config import Settings
 from digest.content.validate import validate_comparison
 from digest.content.weeks import IsoWeek
-from digest.message import BodyTemplate, MergeParts, OutgoingMessage
+from digest.message import OutgoingMessage
 from digest.render.compose import Recipient
 from digest.render.edition import EditionRenderer
 
@@ -215,25 +215,3 @@ def test_values_over_the_per_recipient_cap_go_alone() -> None:
         batch, range(3), is_safe=lambda _text: True, max_call_bytes=10**9, max_values_bytes=10_000
     )
     assert [group.indexes for group in groups] == [[0, 1], [2]]
-
-
-def test_a_template_carrying_merge_syntax_sends_each_message_alone_and_unchanged() -> None:
-    # Comparison text quoting Mailgun's syntax: Mailgun would substitute it in a merged call.
-    quoting = BodyTemplate(("<p>Write %recipient.h0% in Mailgun. Hi ", None, "</p>"), ((1, 0),))
-    text = BodyTemplate(("Hi ", None), ((1, 0),))
-
-    def message(n: int) -> OutgoingMessage:
-        merge = MergeParts(quoting, text, (f"R{n}",), (f"R{n}",))
-        return build_message(
-            n, html=quoting.fill(merge.html_values), text=text.fill(merge.text_values), merge=merge
-        )
-
-    batch = [message(n) for n in range(1, 4)]
-    api = FakeApi(MAILGUN_OK)
-    MailgunBackend("key", domain="mg.example.com", transport=api.transport).send_batch(batch)
-    assert len(api.requests) == 3
-    assert _mailgun_bodies(api) == {m.to: (m.html, m.text) for m in batch}
-    sendgrid_api = FakeApi(SENDGRID_OK)
-    SendGridBackend("SG.key", transport=sendgrid_api.transport).send_batch(batch)
-    assert len(sendgrid_api.requests) == 1  # SendGrid's tags carry a nonce: no clash
-    assert _sendgrid_bodies(sendgrid_api) == {m.to: (m.html, m.text) for m in batch}

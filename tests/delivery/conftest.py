@@ -27,7 +27,6 @@ def send_settings(settings: Settings) -> Settings:
             "send_rate": 1e6,
             "send_batch_size": 50,
             "send_concurrency": 2,
-            "send_max_attempts": 3,
             "timezone": "UTC",
         }
     )

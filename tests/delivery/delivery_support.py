@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Sequence
 from email.utils import parseaddr
@@ -103,7 +104,11 @@ class FakePostmark:
 
     def __init__(self) -> None:
         self.accepted: list[tuple[str, str]] = []
+        self.accepted_at: list[float] = []  # time.monotonic() of each accepted message
         self.calls = 0
+        # Called with the call's number (1-based) before anything is accepted; an answer
+        # (status, headers, body) fails the call.
+        self.hook: Callable[[int], tuple[int, dict[str, str], bytes] | None] | None = None
         self.failures: deque[tuple[int, dict[str, str], bytes]] = deque()
         self.rejected: set[str] = set()
         self.lock = threading.Lock()
@@ -157,6 +162,10 @@ class FakePostmark:
             if self.failures:
                 status, extra, answer = self.failures.popleft()
                 return status, extra, answer
+            if self.hook is not None:
+                failure = self.hook(self.calls)
+                if failure is not None:
+                    return failure
             entries = []
             for item in orjson.loads(body):
                 address = parseaddr(item["To"])[1]
@@ -171,6 +180,7 @@ class FakePostmark:
                     )
                     continue
                 self.accepted.append((message_id, address))
+                self.accepted_at.append(time.monotonic())
                 entries.append(
                     {
                         "ErrorCode": 0,

@@ -12,7 +12,7 @@ from sqlalchemy.engine import Engine
 
 from digest.config import Settings
 from digest.db import immediate_session, session_scope, utcnow
-from digest.delivery.claims import claim_batch, mark_started, release
+from digest.delivery.ledger import claim_batch, mark_started, release
 from digest.delivery.prepare import prepare_edition
 from subscribers import lifecycle
 from subscribers.models import Cause, SuppressionReason

@@ -26,8 +26,9 @@ from typer.testing import CliRunner
 
 from digest.cli.delivery import app
 from digest.config import Settings, get_settings
+from digest.content.weeks import IsoWeek
 from digest.db import session_scope
-from digest.delivery.admin import cancel, resend
+from digest.delivery.ledger import cancel, resend
 from digest.delivery.prepare import prepare_edition
 from digest.errors import ConflictError
 from digest.state import write_state
@@ -185,25 +186,65 @@ def test_status_json_has_the_documented_shape(
         "skipped": 0,
     }
     assert data["status"] == "sent" and data["webhook"] == {"delivered": 2, "bounced": 1}
-    assert data["rate_per_second"] > 0 and data["eta_seconds"] == 0
+    # Sent, but not to everyone: said so; no ETA once nothing is sending.
+    assert data["state"] == "sent with 1 failures"
+    assert data["deferred"] == 0 and data["next_retry_at"] is None
+    assert data["eta_seconds"] is None
     text = runner.invoke(app, ["status", "--edition", "1"])
     assert text.exit_code == 0 and "sent            9" in text.output
+    assert "sent with 1 failures" in text.output and "ETA" not in text.output
 
 
-def test_status_without_an_edition(cli: Engine) -> None:
+def test_status_on_a_fresh_database(cli: Engine) -> None:
     result = runner.invoke(app, ["status"])
+    assert result.exit_code == 0
+    assert "no edition yet" in result.output and "scheduler: not running" in result.output
+    data = json.loads(runner.invoke(app, ["status", "--json"]).stdout)
+    assert data["edition"] is None and data["state"] is None
+    assert data["counts"] == dict.fromkeys(
+        ("pending", "claimed", "sent", "failed", "unknown", "skipped"), 0
+    )
+    assert data["scheduler"]["heartbeat"] is None
+
+
+def test_status_json_reports_an_error_as_json(cli: Engine) -> None:
+    result = runner.invoke(app, ["status", "--json", "--edition", "99"])
     assert result.exit_code != 0
-    assert "no edition yet" in str(result.exception)
+    assert json.loads(result.stdout) == {"error": "no edition with id 99"}
+
+
+def test_status_shows_the_edition_in_progress_and_why_it_waits(
+    cli: Engine, send_settings: Settings
+) -> None:
+    add_subscribers(cli, 5)
+    prepare_edition(cli, send_settings, W47)
+    later = prepare_edition(
+        cli, send_settings.model_copy(update={"min_new_comparisons": 0}), IsoWeek(2026, 48)
+    )
+    assert later.edition is not None and later.edition.id == 2
+    with cli.begin() as connection:
+        connection.execute(sa.text("UPDATE edition SET status = 'sent' WHERE id = 2"))
+    with session_scope(cli) as session:
+        write_state(
+            session, "paused", {"paused": True, "by": "ops@host", "at": "2026-11-23T09:00:00+00:00"}
+        )
+    data = json.loads(runner.invoke(app, ["status", "--json"]).stdout)
+    # Edition 1 is still in progress: it is shown, not the highest week.
+    assert (
+        data["edition"] == 1 and data["state"] == "paused by ops@host at 2026-11-23T09:00:00+00:00"
+    )
+    assert data["eta_seconds"] is None and data["counts"]["pending"] == 5
 
 
 def test_resend_failed_only_then_send_again(
     cli: Engine, postmark: FakePostmark, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     add_subscribers(cli, 6)
-    monkeypatch.setenv("DIGEST_SEND_MAX_ATTEMPTS", "1")
+    monkeypatch.setenv("DIGEST_SEND_RETRY_WINDOW", "0.01")
     monkeypatch.setenv("DIGEST_SEND_CONCURRENCY", "1")
     get_settings.cache_clear()
-    postmark.fail_next(503, b'{"Message":"down"}')
+    for _ in range(2):
+        postmark.fail_next(503, b'{"Message":"down"}')
     assert runner.invoke(app, ["send", "--week", "2026-W47"]).exit_code == 1
     assert states(cli) == {"failed": 6}
     refused = runner.invoke(app, ["resend", "--edition", "1"])

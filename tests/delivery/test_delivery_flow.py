@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from digest.delivery.flow import RECOVERY_STEPS, RateLimiter, backoff_delay
+from digest.delivery.flow import RECOVERY_SECONDS, RateLimiter, backoff_delay
 
 
 class FakeClock:
@@ -35,7 +35,7 @@ def test_idle_time_is_not_banked() -> None:
     assert limiter.reserve(10) == pytest.approx(1.0)  # no burst from the idle hour
 
 
-def test_a_429_holds_everyone_and_halves_the_rate_then_it_recovers() -> None:
+def test_a_429_holds_everyone_and_halves_the_rate_then_it_recovers_in_time() -> None:
     clock = FakeClock()
     limiter = RateLimiter(100.0, clock=clock)
     limiter.throttle(retry_after=30.0)
@@ -44,12 +44,26 @@ def test_a_429_holds_everyone_and_halves_the_rate_then_it_recovers() -> None:
     assert limiter.reserve(10) == pytest.approx(30.0)
     clock.now += 30.0
     assert limiter.hold() == 0.0
-    for _ in range(RECOVERY_STEPS):
-        limiter.recover()
+    # Recovery comes with time, not with calls: 30 s later it is back at the full rate.
     assert limiter.rate == 100.0
+    limiter.throttle(None)
+    clock.now += RECOVERY_SECONDS / 4
+    assert limiter.rate == pytest.approx(75.0)
     for _ in range(50):
         limiter.throttle(None)
-    assert limiter.rate == pytest.approx(5.0)  # never below 5% of the configured rate
+    assert limiter.rate == pytest.approx(10.0)  # never below 10% of the configured rate
+    clock.now += RECOVERY_SECONDS
+    assert limiter.rate == 100.0
+
+
+def test_a_call_carries_about_one_second_of_messages_within_the_provider_limit() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(20.0, clock=clock)
+    assert limiter.call_size(500) == 20
+    assert limiter.call_size(10) == 10
+    assert RateLimiter(0.5, clock=clock).call_size(500) == 1
+    limiter.throttle(None)
+    assert limiter.call_size(500) == 10
 
 
 def test_backoff_is_full_jitter_under_an_exponential_ceiling() -> None:

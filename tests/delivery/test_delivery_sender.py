@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -34,7 +35,7 @@ from digest.backends.memory import MemoryBackend
 from digest.backends.postmark import PostmarkBackend
 from digest.config import Settings
 from digest.db import session_scope
-from digest.delivery.admin import cancel
+from digest.delivery.ledger import cancel
 from digest.delivery.prepare import prepare_edition
 from digest.delivery.sender import RunOutcome, SendAborted, SendStats
 from digest.editions.models import Edition
@@ -88,8 +89,8 @@ def test_every_row_is_sent_once_and_the_edition_completes(
     assert sorted(m.message_id for m in backend.sent) == sorted(r.message_id for r in rows)
     assert all(row.provider_message_id and row.sent_at and row.attempts == 1 for row in rows)
     assert all(row.attempt_started_at is None and row.lease_expires_at is None for row in rows)
-    # Calls of send_batch_size / send_concurrency messages: memory holds about one batch.
-    assert max(len(call) for call in backend.batches) == 25
+    # A call carries about one second of messages at the rate (here: all of a claim).
+    assert max(len(call) for call in backend.batches) == 50
     first = backend.sent[0]
     assert first.idempotency_key == first.message_id
     assert first.headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
@@ -113,17 +114,69 @@ def test_retryable_failures_back_off_then_succeed(
     assert len(backend.batches) == 3
 
 
-def test_out_of_attempts_a_row_fails(
-    loaded: Engine, send_settings: Settings, make_sender: EngineFactory, backend: MemoryBackend
+def test_a_row_fails_only_when_its_retry_window_is_over(
+    loaded: Engine, send_settings: Settings, make_sender: EngineFactory
 ) -> None:
-    settings = _serial(send_settings, send_max_attempts=2)
+    settings = _serial(send_settings, send_retry_window=0.3)
     edition_id = _edition(loaded, settings, 10)
-    backend.fail_next(RetryableError("HTTP 500"), RetryableError("HTTP 500"))
-    report = make_sender(settings=settings).run([edition_id])
+    down = _Down()
+    started = time.monotonic()
+    report = make_sender(settings=settings, backend=down).run([edition_id])
     assert report.outcome is RunOutcome.DONE
+    assert time.monotonic() - started >= 0.3
     assert states(loaded) == {"failed": 10}
-    assert all("after 2 attempts" in row.last_error for row in ledger(loaded))
-    assert backend.sent == []
+    rows = ledger(loaded)
+    assert all("still failing after" in row.last_error for row in rows)
+    # Retried many times over the window, not five quick attempts.
+    assert min(row.attempts for row in rows) > 5 and down.calls > 5
+
+
+class _Down(MemoryBackend):
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+
+    def send_batch(self, messages: Sequence[OutgoingMessage]) -> list[SendResult]:
+        self.calls += 1
+        raise RetryableError("HTTP 503")
+
+
+def test_a_failed_call_defers_only_its_own_rows_and_everyone_ends_sent(
+    loaded: Engine, send_settings: Settings, make_sender: EngineFactory
+) -> None:
+    """One call in eleven fails: its rows are deferred and retried, an attempt is charged to
+    them alone, and every recipient ends sent, once."""
+    settings = send_settings.model_copy(update={"send_batch_size": 40})
+    edition_id = _edition(loaded, settings, 300)
+    flaky = _EveryEleventhFails()
+    report = make_sender(settings=settings, backend=flaky).run([edition_id])
+    assert report.outcome is RunOutcome.DONE
+    assert states(loaded) == {"sent": 300}
+    assert Counter(m.message_id for m in flaky.sent).most_common(1)[0][1] == 1
+    rows = ledger(loaded)
+    failed_ids = {m.message_id for call in flaky.failed_calls for m in call}
+    charged = {row.message_id for row in rows if row.attempts > 1}
+    assert failed_ids and charged <= failed_ids
+    assert {row.attempts for row in rows if row.message_id not in failed_ids} == {1}
+
+
+class _EveryEleventhFails(MemoryBackend):
+    max_batch_size: ClassVar[int] = 10
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+        self.failed_calls: list[list[OutgoingMessage]] = []
+
+    def send_batch(self, messages: Sequence[OutgoingMessage]) -> list[SendResult]:
+        with self._lock:
+            self.calls += 1
+            fail = self.calls % 11 == 0
+            if fail:
+                self.failed_calls.append(list(messages))
+        if fail:
+            raise RetryableError("HTTP 500")
+        return super().send_batch(messages)
 
 
 def test_a_429_holds_every_sender_for_retry_after_and_slows_down(
@@ -139,7 +192,7 @@ def test_a_429_holds_every_sender_for_retry_after_and_slows_down(
     # No call started in the 0.4 s after the 429 came back, whichever thread made it (but for
     # one already past its last check, a few milliseconds, when the answer arrived).
     (throttled,) = timed.failed_at
-    assert not [moment for moment in timed.times if throttled + 0.05 < moment < throttled + 0.39]
+    assert not [moment for moment in timed.times if throttled + 0.15 < moment < throttled + 0.39]
     assert max(timed.times) >= throttled + 0.39
     assert sender.limiter.rate < settings.send_rate
     # The throttled call is not counted as an attempt.
@@ -273,7 +326,7 @@ class _SmallCalls(MemoryBackend):
 def test_postmark_5xx_bursts_then_success(
     loaded: Engine, send_settings: Settings, make_sender: EngineFactory, postmark: FakePostmark
 ) -> None:
-    settings = _serial(send_settings, send_max_attempts=4)
+    settings = _serial(send_settings)
     edition_id = _edition(loaded, settings, 30)
     for status in (503, 500, 502):
         postmark.fail_next(status, b'{"ErrorCode":0,"Message":"try later"}')

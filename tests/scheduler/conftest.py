@@ -14,8 +14,8 @@ from sqlalchemy.engine import Engine
 
 from digest.config import Settings
 from digest.db import session_scope, utcnow
+from digest.delivery.run import Outcome, SendReport
 from digest.editions.models import Edition
-from digest.scheduler.job import SendSummary
 from subscribers.models import Status, Subscriber
 
 # A Monday morning after 2026-W47, the week most fixture comparisons were published in.
@@ -52,12 +52,18 @@ class FakeSender:
 
     def __call__(
         self, engine: Engine, settings: Settings, edition: Edition, *, stop: threading.Event
-    ) -> SendSummary:
+    ) -> SendReport:
         if self.before is not None:
             self.before()
         self.calls.append((edition.id, utcnow()))
         outcome = self.outcomes[min(len(self.calls), len(self.outcomes)) - 1]
-        return SendSummary(outcome, {"sent": 1 if outcome == "done" else 0}, 1)
+        done = outcome == "done"
+        return SendReport(
+            Outcome.SENT if done else Outcome(outcome),
+            edition,
+            stats={"sent": 1 if done else 0},
+            recipients=1,
+        )
 
 
 AddSubscribers = Callable[..., list[str]]

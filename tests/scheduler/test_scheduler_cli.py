@@ -14,8 +14,8 @@ from typer.testing import CliRunner
 
 from digest.cli.scheduler import app
 from digest.config import Settings, get_settings
+from digest.delivery.guards import is_paused, pause_state
 from digest.errors import ConfigError
-from digest.scheduler.guards import is_paused, pause_state
 from digest.scheduler.heartbeat import scheduler_status
 
 runner = CliRunner()

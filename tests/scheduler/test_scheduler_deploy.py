@@ -53,7 +53,11 @@ def test_compose_services_health_checks_and_order() -> None:
     assert services["migrate"]["command"] == ["db", "upgrade"]
     assert services["migrate"]["restart"] == "no"
     assert services["scheduler"]["command"] == ["scheduler"]
-    assert services["worker"]["command"] == ["worker"]
+    assert services["worker"]["command"][0] == "worker"
+    beat = services["worker"]["command"][
+        services["worker"]["command"].index("--heartbeat-file") + 1
+    ]
+    assert beat in " ".join(services["worker"]["healthcheck"]["test"])
     assert services["worker"]["deploy"]["replicas"] == 2
     for name in ("web", "scheduler", "worker"):
         depends = services[name]["depends_on"]
@@ -100,6 +104,11 @@ def test_systemd_units_are_hardened(unit: str, command: str) -> None:
 def test_systemd_services_restart_stop_cleanly_and_migrate_first(unit: str) -> None:
     settings = unit_settings(unit)
     assert settings["Restart"] == "on-failure"
+    # SIGTERM is a normal stop: systemctl stop must not leave the unit failed.
+    assert (
+        "0" in settings["SuccessExitStatus"].split()
+        and "143" in settings["SuccessExitStatus"].split()
+    )
     assert settings["KillSignal"] == "SIGTERM"
     assert settings["Requires"] == "digest-migrate.service"
     assert "digest-migrate.service" in settings["After"]

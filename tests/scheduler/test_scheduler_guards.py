@@ -15,9 +15,11 @@ from sqlalchemy.engine import Engine
 
 from digest.config import Settings
 from digest.db import utcnow
-from digest.scheduler.guards import (
+from digest.delivery.guards import (
+    Guards,
     HoldOutcome,
     SendWindow,
+    current_hold,
     hold,
     is_paused,
     pause,
@@ -99,20 +101,15 @@ def test_pause_and_resume_record_who_and_when(engine: Engine) -> None:
     assert not is_paused(engine)
 
 
-def test_the_delivery_engine_reads_the_same_switch(settings: Settings, engine: Engine) -> None:
-    from digest.backends.memory import MemoryBackend
-    from digest.delivery.sender import DeliveryEngine
-
-    sender = DeliveryEngine(engine, settings, MemoryBackend(), lambda _edition: _never)
-    assert sender.paused() is False
+def test_every_claim_reads_the_same_switch(settings: Settings, engine: Engine) -> None:
+    guards = Guards(None, BERLIN)
+    assert current_hold(engine, guards) is None
     pause(engine, by="ops")
-    assert sender.paused() is True
+    held = current_hold(engine, guards)
+    assert held is not None and held.reason == "paused" and held.by == "ops"
+    assert held.describe().startswith("paused by ops at ")
     resume(engine, by="ops")
-    assert sender.paused() is False
-
-
-def _never(_row: Any) -> Any:  # a message factory that is never called
-    raise AssertionError
+    assert current_hold(engine, guards) is None
 
 
 # -- hold ---------------------------------------------------------------------------------------
@@ -132,8 +129,7 @@ def test_hold_waits_for_the_window_in_bounded_steps(engine: Engine) -> None:
     with time_machine.travel(at(2026, 11, 23, 5, 0), tick=False) as traveller:
         result = hold(
             engine,
-            window,
-            BERLIN,
+            Guards(window, BERLIN),
             stop=threading.Event(),
             sleep=shifting_sleep(traveller, sleeps),
             step=60,
@@ -150,8 +146,7 @@ def test_hold_gives_up_at_the_deadline_and_on_stop(engine: Engine) -> None:
     with time_machine.travel(at(2026, 11, 23, 9, 0), tick=False) as traveller:
         result = hold(
             engine,
-            None,
-            BERLIN,
+            Guards(None, BERLIN),
             stop=threading.Event(),
             sleep=shifting_sleep(traveller, sleeps),
             step=600,
@@ -162,7 +157,7 @@ def test_hold_gives_up_at_the_deadline_and_on_stop(engine: Engine) -> None:
 
     stop = threading.Event()
     stop.set()
-    assert hold(engine, None, BERLIN, stop=stop).outcome is HoldOutcome.STOPPED
+    assert hold(engine, Guards(None, BERLIN), stop=stop).outcome is HoldOutcome.STOPPED
 
 
 # -- the job honours both -----------------------------------------------------------------------

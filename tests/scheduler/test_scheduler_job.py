@@ -20,13 +20,13 @@ from sqlalchemy.engine import Engine
 
 from digest.config import Settings
 from digest.db import session_scope
+from digest.delivery.guards import pause, resume
 from digest.delivery.models import Delivery, DeliveryState
+from digest.delivery.run import SendReport
 from digest.editions.models import Edition, EditionStatus
-from digest.scheduler.guards import pause, resume
 from digest.scheduler.heartbeat import scheduler_status
 from digest.scheduler.job import (
     JobStatus,
-    SendSummary,
     deliver_edition,
     retrying_client,
     run_weekly_job,
@@ -122,7 +122,7 @@ def test_a_failed_send_leaves_the_edition_resumable(
 ) -> None:
     emails = add_subscribers(4)
 
-    def broken(engine: Engine, settings: Settings, edition: Edition, *, stop: Any) -> SendSummary:
+    def broken(engine: Engine, settings: Settings, edition: Edition, *, stop: Any) -> SendReport:
         raise ConnectionError("provider unreachable")
 
     with time_machine.travel(MONDAY, tick=False):
@@ -140,9 +140,9 @@ def test_pause_between_batches_of_the_delivery_engine(
 ) -> None:
     """The real delivery engine, two recipients a batch: a pause after the first batch stops it,
     the job holds, and after resume the rest goes out, nobody twice."""
-    from digest.backends.registry import get_backend
-    from digest.delivery.prepare import complete_ledger, message_factories
-    from digest.delivery.sender import DeliveryEngine, SendStats
+    from digest.content.weeks import IsoWeek
+    from digest.delivery.run import Run, run_edition
+    from digest.delivery.sender import SendStats
 
     emails = add_subscribers(6)
     settings = job_settings.model_copy(update={"send_batch_size": 2})
@@ -152,22 +152,16 @@ def test_pause_between_batches_of_the_delivery_engine(
         if stats.batches == 1 and "paused" not in seen:
             seen["paused"] = pause(engine, by="ops", reason="looks wrong")
 
-    def send(engine: Engine, settings: Settings, edition: Edition, *, stop: Any) -> SendSummary:
-        assert edition.id is not None
-        complete_ledger(engine, settings, edition)
-        with get_backend(settings) as backend:
-            sender = DeliveryEngine(
-                engine,
-                settings,
-                backend,
-                message_factories(engine, settings),
-                stop=stop,
-                on_progress=pause_after_first_batch,
-            )
-            report = sender.run([edition.id], until_done=True)
+    def send(engine: Engine, settings: Settings, edition: Edition, *, stop: Any) -> SendReport:
+        report = run_edition(
+            engine,
+            settings,
+            IsoWeek.parse(edition.week),
+            run=Run(stop=stop, on_progress=pause_after_first_batch),
+        )
         if str(report.outcome) == "paused":
             seen["pending_when_paused"] = delivery_states(engine)["pending"]
-        return SendSummary(str(report.outcome), dict(report.stats))
+        return report
 
     def sleep(seconds: float) -> None:
         traveller.shift(dt.timedelta(seconds=seconds))

@@ -1,14 +1,18 @@
-"""What may hold a send back: the send window and the pause switch.
+"""Whether an edition may send now: the pause switch and the send window, checked by every claim.
 
 **Pause switch** (``digest pause`` / ``digest resume``): one ``ServiceState`` row, key
 ``"paused"``, value ``{"paused": true|false, "by": "...", "at": "<ISO 8601 UTC>", "reason":
-"..."}``. The scheduler checks it before it starts sending an edition; the delivery engine
-(``digest.delivery.sender``) reads the same row between batches, so a pause stops every worker
-after its current batch. Resuming keeps the row (``"paused": false``) to record who resumed.
+"..."}``. Resuming keeps the row (``"paused": false``) to record who resumed.
 
 **Send window** (``settings.send_window``, e.g. ``07:00-20:00`` local time in
-``settings.zone``; a window such as ``22:00-06:00`` runs over midnight). Outside it, the send
-waits until the window opens.
+``settings.zone``; a window such as ``22:00-06:00`` runs over midnight). Outside it nothing is
+claimed until the window opens; ``digest send --now`` overrides it for one run (and says so in
+``ServiceState["send_window_override"]`` and the log).
+
+``check`` is the rule: the ledger's claim (``digest.delivery.ledger.claim_in``) calls it in its
+own transaction, so ``send``, every ``worker``, the scheduler and a worker on another machine
+obey the same switch. It answers with a ``Hold`` (why, and until when) or None. A cancelled
+edition is never claimed at all: the claim takes rows of ``sending`` editions only.
 
 ``hold`` waits for both in bounded steps, re-checking the stop event and the pause switch at
 every step; the clock and the sleep are injectable so tests can run hours of waiting in
@@ -27,14 +31,16 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.engine import Engine
+from sqlmodel import Session
 
 from digest.db import session_scope, utcnow
-from digest.scheduler.logs import log_event
+from digest.logs import log_event
 from digest.state import read_state, write_state
 
 log = logging.getLogger(__name__)
 
 PAUSE_KEY = "paused"
+OVERRIDE_KEY = "send_window_override"
 HOLD_STEP_SECONDS = 60.0
 MAX_HOLD = dt.timedelta(hours=24)
 
@@ -133,6 +139,89 @@ class SendWindow:
         return f"{self.start:%H:%M}-{self.end:%H:%M}"
 
 
+# -- the rule ---------------------------------------------------------------------------------
+
+
+class HoldReason(enum.StrEnum):
+    PAUSED = "paused"
+    WINDOW = "window"
+
+
+@dataclass(frozen=True, slots=True)
+class Hold:
+    """Why nothing may be sent now, and until when (``until`` None: until someone resumes)."""
+
+    reason: HoldReason
+    until: dt.datetime | None = None
+    by: str | None = None
+    at: str | None = None
+    window: str | None = None
+
+    def describe(self) -> str:
+        """One line for an operator: ``paused by ops@host at ...`` / ``held until ...``."""
+        if self.reason is HoldReason.PAUSED:
+            return f"paused by {self.by or 'unknown'} at {self.at or 'unknown time'}"
+        until = self.until.isoformat().replace("+00:00", "Z") if self.until else "?"
+        return f"held until {until} (send window {self.window})"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "reason": str(self.reason),
+            "until": None if self.until is None else self.until.isoformat(),
+            "by": self.by,
+            "at": self.at,
+            "window": self.window,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Guards:
+    """The send window of the settings (None: always open) and whether this run overrides it."""
+
+    window: SendWindow | None
+    zone: ZoneInfo
+    ignore_window: bool = False
+
+    @classmethod
+    def of(cls, settings: Any, *, ignore_window: bool = False) -> Guards:
+        return cls(SendWindow.parse(settings.send_window), settings.zone, ignore_window)
+
+    def check(self, session: Session, now: dt.datetime | None = None) -> Hold | None:
+        """The hold in force now (the pause switch first), or None: sending may go on."""
+        now = now or utcnow()
+        state = read_state(session, PAUSE_KEY)
+        if state and state.get("paused"):
+            return Hold(HoldReason.PAUSED, by=state.get("by"), at=state.get("at"))
+        return self.window_hold(now)
+
+    def window_hold(self, now: dt.datetime) -> Hold | None:
+        window = self.window
+        if self.ignore_window or window is None or window.contains(now, self.zone):
+            return None
+        return Hold(
+            HoldReason.WINDOW, until=window.next_opening(now, self.zone), window=str(window)
+        )
+
+
+def current_hold(engine: Engine, guards: Guards, now: dt.datetime | None = None) -> Hold | None:
+    with session_scope(engine) as session:
+        return guards.check(session, now)
+
+
+def record_override(engine: Engine, *, edition_id: int, week: str, by: str, window: str) -> None:
+    """``digest send --now`` sends outside the window: write down who, when and for what."""
+    value: dict[str, Any] = {
+        "edition": edition_id,
+        "week": week,
+        "by": by,
+        "at": utcnow().isoformat(),
+        "window": window,
+    }
+    with session_scope(engine) as session:
+        write_state(session, OVERRIDE_KEY, value)
+    log_event(log, "window_override", level=logging.WARNING, **value)
+
+
 # -- waiting for both -------------------------------------------------------------------------
 
 
@@ -158,8 +247,7 @@ def _default_sleep(stop: threading.Event) -> Sleep:
 
 def hold(
     engine: Engine,
-    window: SendWindow | None,
-    zone: ZoneInfo,
+    guards: Guards,
     *,
     stop: threading.Event,
     clock: Clock = utcnow,
@@ -167,7 +255,7 @@ def hold(
     step: float = HOLD_STEP_SECONDS,
     max_hold: dt.timedelta = MAX_HOLD,
 ) -> HoldResult:
-    """Wait until the window is open and the switch is off; give up at stop or after ``max_hold``.
+    """Wait until ``guards.check`` clears; give up at stop or after ``max_hold``.
 
     Sleeps at most ``step`` seconds at a time (and never past the window's opening), so a
     resume, a stop or the opening of the window is seen within one step.
@@ -181,20 +269,16 @@ def hold(
         waited = (now - started).total_seconds()
         if stop.is_set():
             return HoldResult(HoldOutcome.STOPPED, waited, last_reason)
-        reason, seconds = "", step
-        if is_paused(engine):
-            reason = "paused"
-        elif window is not None and not window.contains(now, zone):
-            opening = window.next_opening(now, zone)
-            reason, seconds = "window", min(step, (opening - now).total_seconds())
-            if reason != last_reason:
-                log_event(log, "hold", reason=reason, window=str(window), opens_at=opening)
-        if not reason:
+        held = current_hold(engine, guards, now)
+        if held is None:
             if last_reason:
                 log_event(log, "hold_released", waited_seconds=round(waited, 1))
             return HoldResult(HoldOutcome.CLEAR, waited, last_reason)
-        if reason == "paused" and reason != last_reason:
-            log_event(log, "hold", reason=reason)
+        reason, seconds = str(held.reason), step
+        if held.until is not None:
+            seconds = min(step, (held.until - now).total_seconds())
+        if reason != last_reason:
+            log_event(log, "hold", reason=reason, until=held.until, window=held.window, by=held.by)
         last_reason = reason
         if now >= deadline:
             log_event(
