@@ -21,6 +21,7 @@ import argparse
 import asyncio
 import os
 import random
+import secrets
 import socket
 import statistics
 import subprocess
@@ -40,7 +41,7 @@ from digest.db import create_engine, utcnow
 from subscribers.models import AuditEntry, Cause, Status, Subscriber
 from subscribers.tokens import Purpose, signer_from_settings
 
-SECRET = "bench-secret-0123456789abcdef0123456789"
+SECRET = secrets.token_urlsafe(48)  # a key the web app accepts outside development
 INSERT_CHUNK = 10_000
 ONE_CLICK_BODY = b"List-Unsubscribe=One-Click"
 REQUEST_TIMEOUT = 30.0

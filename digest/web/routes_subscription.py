@@ -5,8 +5,10 @@ Every state change goes through ``subscribers.lifecycle``; these handlers only r
 tokens and choose a page. Rules the pages keep:
 
 - The sign-up answer is the same page, byte for byte, whatever the state of the address, and
-  the confirmation email leaves after the response, so neither content nor timing tells
-  whether an address is known.
+  it is sent before the database is touched (the sign-up is recorded and the confirmation
+  email sent after the response), so neither content nor timing tells whether an address is
+  known. Only checks of the input itself (address syntax, name, timezone, categories) can
+  turn the answer into a 400 page.
 - ``GET /confirm/{token}`` and ``GET /unsubscribe/{token}`` (and HEAD) only show a button:
   link scanners follow GETs, and must neither confirm a sign-up someone else made nor
   unsubscribe anyone. The POST to the confirm URL confirms. The POST to the unsubscribe URL
@@ -45,7 +47,7 @@ from digest.web.ratelimit import client_key
 from digest.web.services import WebServices, error_page, render, services
 from subscribers import confirmation, lifecycle
 from subscribers.models import Cause, Status, Subscriber
-from subscribers.normalize import validate_timezone
+from subscribers.normalize import normalize_email, normalize_name, validate_timezone
 from subscribers.tokens import Purpose
 
 logger = logging.getLogger(__name__)
@@ -99,14 +101,10 @@ class SubscribeEndpoint(HTTPEndpoint):
                 raise InputError("Enter your email address.")
             if any(category not in CATEGORIES for category in chosen):
                 raise InputError("Choose categories from the list.")
-            to_confirm = await run_in_threadpool(
-                _signup,
-                svc,
-                email=email,
-                name=name,
-                timezone=_timezone_or_default(svc, timezone),
-                categories=chosen,
-            )
+            # Checks of the input alone (no database): a bad field is answered here.
+            normalize_email(email)
+            normalize_name(name)
+            zone = _timezone_or_default(svc, timezone)
         except InputError as exc:
             return _subscribe_page(
                 request,
@@ -117,9 +115,11 @@ class SubscribeEndpoint(HTTPEndpoint):
                 error=_friendly(exc),
                 status_code=400,
             )
-        background = None
-        if to_confirm is not None:
-            background = BackgroundTask(_send_confirmation, svc, to_confirm)
+        # The database is touched only once the answer is sent: the same page after the same
+        # work whatever the address's state, so its timing does not tell known from new.
+        background = BackgroundTask(
+            _signup_and_confirm, svc, email=email, name=name, timezone=zone, categories=chosen
+        )
         return svc.templates.TemplateResponse(request, "check_inbox.html", background=background)
 
 
@@ -142,13 +142,20 @@ def _signup(
         return outcome.subscriber.id
 
 
-def _send_confirmation(svc: WebServices, subscriber_id: int) -> None:
-    # Runs after the response is sent; records the sending before it sends (see
-    # ``confirmation.send_confirmations``), so concurrent sign-ups send one email.
+def _signup_and_confirm(
+    svc: WebServices, *, email: str, name: str, timezone: str, categories: list[str]
+) -> None:
+    """After the response: record the sign-up, then send the confirmation if one is due (it
+    is recorded before it is sent, see ``confirmation.send_confirmations``, so concurrent
+    sign-ups send one email)."""
     try:
-        confirmation.send_confirmation(svc.engine, svc.settings, svc.backend, subscriber_id)
+        subscriber_id = _signup(
+            svc, email=email, name=name, timezone=timezone, categories=categories
+        )
+        if subscriber_id is not None:
+            confirmation.send_confirmation(svc.engine, svc.settings, svc.backend, subscriber_id)
     except Exception:
-        logger.exception("could not send the confirmation email to subscriber %s", subscriber_id)
+        logger.exception("could not record the sign-up or send its confirmation email")
 
 
 def _timezone_or_default(svc: WebServices, timezone: str) -> str:

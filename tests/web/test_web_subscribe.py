@@ -3,17 +3,26 @@
 from __future__ import annotations
 
 import re
+import threading
+import time
 from collections.abc import Callable
+from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import select
+from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
 from digest.backends.errors import RetryableError
 from digest.backends.memory import MemoryBackend
+from digest.config import Settings
 from digest.db import session_scope
+from digest.web import routes_subscription
+from digest.web.app import create_app
 from digest.web.routes_subscription import CATEGORIES
+from digest.web.services import WebServices
 from subscribers.models import AuditEntry, Status, Subscriber
 from subscribers.tokens import Purpose, TokenSigner
 
@@ -256,3 +265,40 @@ def test_confirm_after_unsubscribing_does_not_reactivate(
         assert subscriber is not None and subscriber.status == Status.UNSUBSCRIBED
         confirms = session.exec(select(AuditEntry).where(AuditEntry.action == "confirm")).all()
         assert confirms == []
+
+
+def test_the_answer_leaves_before_the_database_is_touched(
+    settings: Settings,
+    engine: Engine,
+    add_subscriber: Callable[..., int],
+    live_server: Callable[[Callable[[str], Starlette]], str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Same work for a new and a known address: the sign-up is recorded after the answer, so
+    its timing cannot tell them apart (bench/signup_timing.py measures the medians)."""
+    add_subscriber("known@example.com")
+    gate = threading.Event()
+    recorded: list[str] = []
+    original = routes_subscription._signup
+
+    def held_signup(svc: WebServices, **fields: Any) -> int | None:
+        assert gate.wait(10)
+        recorded.append(fields["email"])
+        return original(svc, **fields)
+
+    monkeypatch.setattr(routes_subscription, "_signup", held_signup)
+    backend = MemoryBackend()
+    base_url = live_server(lambda _url: create_app(settings, backend=backend, engine=engine))
+    answers = []
+    for email in ("new@example.com", "known@example.com"):
+        with httpx.Client(base_url=base_url, timeout=5) as client:
+            answers.append(client.post("/subscribe", data={"email": email}))
+    assert [a.status_code for a in answers] == [200, 200]
+    assert answers[0].content == answers[1].content
+    assert recorded == []  # both answered while the database work was still held
+    gate.set()
+    deadline = time.monotonic() + 10
+    while (len(backend.sent) < 1 or len(recorded) < 2) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert [m.to for m in backend.sent] == ["new@example.com"]
+    assert sorted(recorded) == ["known@example.com", "new@example.com"]
