@@ -8,11 +8,15 @@ exit code.
 from __future__ import annotations
 
 import logging
+import re
 import sys
 import traceback
 from typing import Annotated
 
 import typer
+
+# typer (0.29 and later) carries its own copy of click; its exceptions are the ones raised here.
+from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
 
 from digest import __version__
 from digest.cli import (
@@ -34,6 +38,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    rich_markup_mode=None,
 )
 app.add_typer(comparisons.app, name="comparisons")
 app.add_typer(db_cmd.app, name="db")
@@ -74,8 +79,25 @@ def main_options(
     )
 
 
+EX_USAGE = 64  # sysexits.h: the command was used incorrectly
+
+
+def _usage_line(exc: ClickException) -> str:
+    """A usage error as one line in the form of every other error: ``error: <what> (see
+    `<command> --help`)``, without the exception's class name or click's usage block."""
+    message = " ".join(exc.format_message().split())  # one line
+    message = message.replace("Value error, ", "")  # from typer's pydantic adapters
+    message = message.rstrip(".")
+    # pydantic's "Input should be ..." after the parameter's name
+    message = re.sub(r"(: )([A-Z])(?=[a-z])", lambda m: m[1] + m[2].lower(), message)
+    if isinstance(exc, UsageError) and exc.ctx is not None:
+        message += f" (see `{exc.ctx.command_path} --help`)"
+    return "error: " + message[:1].lower() + message[1:]
+
+
 def main() -> None:
-    """Console entry point."""
+    """Console entry point: runs the command and turns every way it can end into an exit
+    code, with at most one line on stderr (``--debug``: a traceback, and the same code)."""
     try:
         result = app(standalone_mode=False)
     except DigestError as exc:
@@ -86,20 +108,27 @@ def main() -> None:
         sys.exit(exc.exit_code)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
-    except typer.Abort:
-        typer.echo("aborted", err=True)
-        sys.exit(130)
-    except KeyboardInterrupt:
+    except (typer.Abort, KeyboardInterrupt):
         typer.echo("interrupted", err=True)
         sys.exit(130)
-    except Exception as exc:  # click usage errors and the unexpected
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
+    except NoArgsIsHelpError as exc:  # `digest` or `digest db` alone: the help, as a usage error
+        typer.echo(exc.format_message())
+        sys.exit(EX_USAGE)
+    except UsageError as exc:  # unknown command or option, bad or missing value
+        typer.echo(_usage_line(exc), err=True)
+        sys.exit(EX_USAGE)
+    except ClickException as exc:  # e.g. a file argument that cannot be opened
+        typer.echo(_usage_line(exc), err=True)
+        sys.exit(exc.exit_code)
+    except Exception as exc:  # a bug: say so in one line
         if _Options.debug:
-            raise
-        typer.echo(f"error: {type(exc).__name__}: {exc} (run with --debug for details)", err=True)
+            traceback.print_exc()
+        else:
+            first = (str(exc).strip().splitlines() or [""])[0]
+            typer.echo(
+                f"error: unexpected {type(exc).__name__}: {first} (run with --debug for the "
+                "traceback)",
+                err=True,
+            )
         sys.exit(1)
     sys.exit(result if isinstance(result, int) else 0)

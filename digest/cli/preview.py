@@ -91,7 +91,7 @@ def preview(
     serve: bool = typer.Option(
         False, "--serve", help="Serve a live preview on 127.0.0.1 that reloads on template edits."
     ),
-    port: int = typer.Option(DEFAULT_PORT, "--port", help="Port for --serve."),
+    port: int = typer.Option(DEFAULT_PORT, "--port", min=1, max=65535, help="Port for --serve."),
 ) -> None:
     """Render a week's edition as one subscriber would receive it. Sends nothing, writes nothing
     to the database."""

@@ -13,7 +13,7 @@ from digest.cli import common
 
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="TCP port to listen on.")] = 8000,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port to listen on.")] = 8000,
 ) -> None:
     """Serve the web app (sign-up, confirm, unsubscribe, preferences, health, metrics).
 
