@@ -9,6 +9,7 @@ gives one line and exit 69.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -50,11 +51,12 @@ def test_missing_sqlite_file_is_one_line_and_creates_nothing(
 ) -> None:
     folder = tmp_path / "data"
     code, out, err = run_cli(*args, url="sqlite:///data/digest.db")
+    message = f"database {folder / 'digest.db'} has no schema: run `digest db upgrade`"
     assert code == 78, err
-    assert err == (
-        f"error: database {folder / 'digest.db'} has no schema: run `digest db upgrade`\n"
-    )
-    assert out == ""
+    if "--json" in args:  # `status --json` answers in JSON, errors included
+        assert (json.loads(out), err) == ({"error": message}, "")
+    else:
+        assert (out, err) == ("", f"error: {message}\n")
     assert not folder.exists()
 
 
