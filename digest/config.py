@@ -46,6 +46,8 @@ class Settings(BaseSettings):
     environment: Literal["development", "test", "production"] = "production"
     database_url: str = "sqlite:///./digest.db"
     secret_key: SecretStr = SecretStr(DEFAULT_SECRET)
+    # Log lines of every process (digest/logs.py): logfmt ``text`` or one JSON object a line.
+    log_format: Literal["text", "json"] = "text"
 
     # The newsletter itself.
     newsletter: str = Field("weekly", pattern=r"^[a-z0-9]+(-[a-z0-9]+)*$")

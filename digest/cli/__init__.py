@@ -18,7 +18,7 @@ import typer
 # typer (0.29 and later) carries its own copy of click; its exceptions are the ones raised here.
 from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
 
-from digest import __version__
+from digest import __version__, logs
 from digest.cli import (
     comparisons,
     config_cmd,
@@ -73,10 +73,7 @@ def main_options(
     ] = False,
 ) -> None:
     _Options.debug = debug
-    logging.basicConfig(
-        level=logging.DEBUG if debug else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
+    logs.configure(level=logging.DEBUG if debug else logging.WARNING)
 
 
 EX_USAGE = 64  # sysexits.h: the command was used incorrectly

@@ -46,6 +46,14 @@ def resolve_week(week: str | None, current: Settings, now: dt.datetime | None = 
     return IsoWeek.last_complete(now or dt.datetime.now(dt.UTC), current.zone)
 
 
+def service_logging(current: Settings) -> None:
+    """Log lines of a long-running command (web, worker, scheduler) at INFO, in the format of
+    ``DIGEST_LOG_FORMAT`` (``digest.logs``)."""
+    from digest import logs
+
+    logs.configure_service(current.log_format)
+
+
 def print_json(value: Any) -> None:
     import orjson
 

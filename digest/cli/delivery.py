@@ -436,6 +436,7 @@ def worker_command(
     settings = common.settings()
     settings.require_signing_key()
     engine = common.engine(settings)
+    common.service_logging(settings)
     stop = threading.Event()
     with _stop_on_signals(stop):
         report = run_worker(

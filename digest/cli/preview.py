@@ -177,4 +177,4 @@ def serve_preview(settings: Settings, week: IsoWeek, *, email: str | None, port:
         f"previewing {week} on http://127.0.0.1:{port}/ "
         f"(?format=text|eml, ?week=YYYY-Www, ?as=EMAIL); Ctrl-C stops"
     )
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", log_config=None)

@@ -4,7 +4,6 @@ kill switch, thin over ``digest.scheduler``."""
 from __future__ import annotations
 
 import getpass
-import logging
 import socket
 import threading
 from typing import TYPE_CHECKING, Annotated
@@ -33,14 +32,6 @@ def _exit_code(status: JobStatus) -> int:
         JobStatus.FAILED: 1,
     }
     return codes[status]
-
-
-def _service_logging() -> None:
-    """The service reports each step at INFO; the CLI default (WARNING) would hide them."""
-    for name in ("digest", "apscheduler"):
-        logger = logging.getLogger(name)
-        if logger.getEffectiveLevel() > logging.INFO:
-            logger.setLevel(logging.INFO)
 
 
 def _operator() -> str:
@@ -108,7 +99,7 @@ def scheduler_command(
     settings = common.settings()
     settings.require_signing_key()
     engine = common.engine(settings)
-    _service_logging()
+    common.service_logging(settings)
     if once:
         stop = threading.Event()
         with handle_signals(lambda _name: stop.set()):

@@ -31,9 +31,13 @@ def serve(
     app = create_app(settings, engine=common.engine(settings))
     # uvicorn shuts down gracefully on SIGTERM, then raises the signal again with the previous
     # handler in place: this one turns it into a clean exit instead of "killed by SIGTERM".
+    common.service_logging(settings)
     previous = signal.signal(signal.SIGTERM, _stopped)
     try:
-        uvicorn.run(app, host=host, port=port, proxy_headers=False, server_header=False)
+        # log_config=None: uvicorn's lines go through digest.logs like every other line.
+        uvicorn.run(
+            app, host=host, port=port, proxy_headers=False, server_header=False, log_config=None
+        )
     finally:
         signal.signal(signal.SIGTERM, previous)
 

@@ -66,7 +66,7 @@ def test_once_runs_the_weekly_job_and_reports_it(
         first = runner.invoke(app, ["scheduler", "--once"])
         second = runner.invoke(app, ["scheduler", "--once", "--json"])
     assert first.exit_code == 0, first.output
-    assert first.output.startswith("week 2026-W47: sent; edition 1; sent 3")
+    assert first.stdout.startswith("week 2026-W47: sent; edition 1; sent 3")
     assert second.exit_code == 0
     report = json.loads(second.stdout)
     assert report["status"] == "already_sent" and report["trigger"] == "once"
