@@ -386,7 +386,7 @@ def test_bulk_import_reads_back_through_the_orm(session: Session, tmp_path: Path
             .order_by(col(Subscriber.id))
         )
     }
-    assert list(imported) == report.imported_ids == sorted(report.imported_ids)  # file order
+    assert list(imported) == list(report.imported_ids) == sorted(report.imported_ids)
     expected = [i for i in range(3_000) if i not in (5, 6, 7)]
     for i, subscriber_id in zip(expected, report.imported_ids, strict=True):
         subscriber = imported[subscriber_id]
@@ -421,7 +421,7 @@ def test_bulk_import_reads_back_through_the_orm(session: Session, tmp_path: Path
     entries = session.exec(
         select(AuditEntry).where(AuditEntry.action == "import").order_by(col(AuditEntry.id))
     ).all()
-    assert [e.subscriber_id for e in entries] == report.imported_ids
+    assert [e.subscriber_id for e in entries] == list(report.imported_ids)
     for entry in entries:
         assert entry.subscriber_id is not None
         subscriber = imported[entry.subscriber_id]
@@ -461,3 +461,60 @@ def test_audit_entries_for_ids_that_are_not_a_range(session: Session, tmp_path: 
     ).all()
     keys = dict(session.exec(select(Subscriber.id, Subscriber.email_key)).all())
     assert sorted(entries) == [(id_, keys[id_]) for id_ in every_other]
+
+
+def _rows(start: int, stop: int) -> str:
+    return "".join(f"r{n}@example.com,R {n},UTC,\n" for n in range(start, stop))
+
+
+def test_import_streams_in_chunks(
+    session: Session, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rows are inserted chunk by chunk while the file is still being read."""
+    monkeypatch.setattr(csvio, "CHUNK_ROWS", 10)
+    chunks: list[int] = []
+    original = csvio._import_chunk
+
+    def counted(session: Session, rows: list[csvio.ParsedRow], *args: object) -> None:
+        chunks.append(len(rows))
+        original(session, rows, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(csvio, "_import_chunk", counted)
+    path = _write(tmp_path, HEADER + _rows(0, 35))
+    report = import_csv(session, path)
+    session.commit()
+    assert chunks == [10, 10, 10, 5]
+    assert report.imported == 35 and len(report.imported_ids) == 35
+
+
+def test_duplicates_are_found_across_chunks(
+    session: Session, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(csvio, "CHUNK_ROWS", 10)
+    path = _write(tmp_path, HEADER + _rows(0, 30) + "R3@Example.com,again,UTC,\n" + _rows(30, 40))
+    report = import_csv(session, path)
+    session.commit()
+    assert [str(r) for r in report.rejected] == [
+        "line 32: duplicate address R3@example.com, first on line 5"
+    ]
+    assert report.imported == 40
+
+
+def test_a_fatal_error_late_in_the_file_leaves_nothing_imported(
+    engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Chunks before the error went into the transaction; the caller rolls it back, so the
+    good rows before it are not half-imported."""
+    monkeypatch.setattr(csvio, "CHUNK_ROWS", 10)
+    path = tmp_path / "late.csv"
+    path.write_bytes((HEADER + _rows(0, 43)).encode() + b"bad@example.com,\xff\xfe,UTC,\n")
+    with pytest.raises(InputError) as caught:
+        with Session(engine) as session, session.begin():
+            import_csv(session, path)
+    assert str(caught.value) == (
+        f"{path}: not UTF-8 text (byte 0xff on line 45); "
+        "save the file as UTF-8 and import it again"
+    )
+    with Session(engine) as session:
+        assert session.exec(select(Subscriber)).all() == []
+        assert session.exec(select(AuditEntry)).all() == []
