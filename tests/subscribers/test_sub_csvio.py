@@ -508,12 +508,10 @@ def test_a_fatal_error_late_in_the_file_leaves_nothing_imported(
     monkeypatch.setattr(csvio, "CHUNK_ROWS", 10)
     path = tmp_path / "late.csv"
     path.write_bytes((HEADER + _rows(0, 43)).encode() + b"bad@example.com,\xff\xfe,UTC,\n")
-    with pytest.raises(InputError) as caught:
-        with Session(engine) as session, session.begin():
-            import_csv(session, path)
+    with pytest.raises(InputError) as caught, Session(engine) as session, session.begin():
+        import_csv(session, path)
     assert str(caught.value) == (
-        f"{path}: not UTF-8 text (byte 0xff on line 45); "
-        "save the file as UTF-8 and import it again"
+        f"{path}: not UTF-8 text (byte 0xff on line 45); save the file as UTF-8 and import it again"
     )
     with Session(engine) as session:
         assert session.exec(select(Subscriber)).all() == []
