@@ -16,6 +16,7 @@ import re
 import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from email.utils import parseaddr
 
 from digest.errors import InputError
 
@@ -111,6 +112,15 @@ def format_address(address: str, name: str = "") -> str:
         quoted = name.replace("\\", "\\\\").replace('"', '\\"')
         return f'"{quoted}" <{address}>'
     return f"{' '.join(_encoded_words(name))} <{address}>"
+
+
+def parse_address(value: str) -> str:
+    """A configured address (``"Name <user@example.com>"`` or bare) written by
+    ``format_address``: the From and Reply-To of every message and provider payload."""
+    name, addr = parseaddr(value)
+    if "@" not in addr:
+        raise ValueError(f"not an email address: {value!r}")
+    return format_address(addr, name)
 
 
 def fold_address(value: str) -> str:

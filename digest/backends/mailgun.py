@@ -26,7 +26,7 @@ from digest.backends.errors import BackendError, PermanentError
 from digest.backends.http import ApiCall, HttpBackend
 from digest.backends.merge import MergeGroup, group_for_merge
 from digest.errors import ConfigError
-from digest.message import OutgoingMessage, format_address
+from digest.message import OutgoingMessage, format_address, parse_address
 
 if TYPE_CHECKING:
     from digest.config import Settings
@@ -107,7 +107,7 @@ def _form(messages: Sequence[OutgoingMessage], group: MergeGroup) -> list[tuple[
     """The form fields of one call; per-recipient differences become recipient variables."""
     members = [messages[index] for index in group.indexes]
     first = members[0]
-    form = [("from", first.sender)]
+    form = [("from", parse_address(first.sender))]
     form.extend(("to", format_address(m.to, m.to_name)) for m in members)
     parts = group.parts
     if len(members) == 1 or parts is None:  # no recipient variables: the bodies as they are
@@ -118,7 +118,7 @@ def _form(messages: Sequence[OutgoingMessage], group: MergeGroup) -> list[tuple[
         form.append(("text", parts.text_template.render(lambda n: tag(f"t{n}"))))
         per_recipient = [_slot_values(m) for m in members]
     if first.reply_to:
-        form.append(("h:Reply-To", first.reply_to))
+        form.append(("h:Reply-To", parse_address(first.reply_to)))
 
     def field_value(name: str, values: list[str]) -> None:
         if len(members) == 1 or all(value == values[0] for value in values):

@@ -20,9 +20,8 @@ import email.policy
 import re
 from datetime import UTC, datetime
 from email.message import EmailMessage
-from email.utils import parseaddr
 
-from digest.message import OutgoingMessage, fold_address, format_address
+from digest.message import OutgoingMessage, fold_address, format_address, parse_address
 
 # SMTP's CRLF policy; ``cte_type="7bit"`` keeps bodies and headers 7-bit clean (no raw UTF-8 on
 # the wire), ``refold_source="none"`` emits the headers folded here exactly as given.
@@ -72,14 +71,6 @@ def _cte(body: str) -> str:
 def to_bytes(msg: EmailMessage) -> bytes:
     """The message as sent on the wire: CRLF line ends, 7-bit clean."""
     return msg.as_bytes(policy=POLICY)
-
-
-def parse_address(value: str) -> str:
-    """``"Name <user@example.com>"`` or a bare address, rewritten by ``format_address``."""
-    name, addr = parseaddr(value)
-    if "@" not in addr:
-        raise ValueError(f"not an email address: {value!r}")
-    return format_address(addr, name)
 
 
 def fold(name: str, value: str) -> str:

@@ -16,7 +16,7 @@ import httpx
 
 from digest.backends.base import ResultStatus, SendResult
 from digest.backends.http import ApiCall, ApiKeyBackend
-from digest.message import OutgoingMessage, format_address
+from digest.message import OutgoingMessage, format_address, parse_address
 
 if TYPE_CHECKING:
     from digest.config import Settings
@@ -70,7 +70,7 @@ class PostmarkBackend(ApiKeyBackend):
             headers = [{"Name": k, "Value": v} for k, v in message.headers.items()]
             headers.append({"Name": "Message-ID", "Value": message.message_id})
             item: dict[str, Any] = {
-                "From": message.sender,
+                "From": parse_address(message.sender),
                 "To": format_address(message.to, message.to_name),
                 "Subject": message.subject,
                 "HtmlBody": message.html,
@@ -79,7 +79,7 @@ class PostmarkBackend(ApiKeyBackend):
                 "MessageStream": stream,
             }
             if message.reply_to:
-                item["ReplyTo"] = message.reply_to
+                item["ReplyTo"] = parse_address(message.reply_to)
             if message.metadata:
                 item["Metadata"] = message.metadata
             payload.append(item)

@@ -21,7 +21,7 @@ import orjson
 from digest.backends.base import ResultStatus, SendResult
 from digest.backends.errors import BackendError, RetryableError
 from digest.backends.http import ApiCall, ApiKeyBackend, tag_value
-from digest.message import OutgoingMessage, format_address
+from digest.message import OutgoingMessage, format_address, parse_address
 
 _ABOUT_RECIPIENT = re.compile(r"\bto\b", re.IGNORECASE)
 
@@ -50,7 +50,7 @@ class ResendBackend(ApiKeyBackend):
                 "headers": dict(message.headers),
             }
             if message.reply_to:
-                email["reply_to"] = [message.reply_to]
+                email["reply_to"] = [parse_address(message.reply_to)]
             if message.metadata:
                 email["tags"] = [
                     {"name": tag_value(key), "value": tag_value(value)}

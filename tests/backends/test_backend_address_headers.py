@@ -175,3 +175,36 @@ def test_mailgun_to(name: str) -> None:
     form = parse_qsl(api.last.content.decode("ascii"), keep_blank_values=True)
     [to] = [value for key, value in form if key == "to"]
     _one_mailbox(to, message.to_name, "mailgun")
+
+
+SENDERS = [
+    '"Weekly, Verdicts" <digest@verdicts.example.com>',
+    '"Verdicts <x@evil.test>" <digest@verdicts.example.com>',
+    "=?utf-8?b?QmNjOiB4QGV2aWwudGVzdA==?= <digest@verdicts.example.com>",
+    "Wöchentliche Urteile <digest@verdicts.example.com>",
+    "digest@verdicts.example.com",
+]
+
+
+@pytest.mark.parametrize("sender", SENDERS)
+def test_from_and_reply_to_are_one_mailbox_in_every_payload(sender: str, tmp_path: Path) -> None:
+    message = build_message(sender=sender, reply_to=sender)
+    expected = "digest@verdicts.example.com"
+    headers: list[tuple[str, str]] = []
+    raw = to_bytes(build_mime(message))
+    parsed = email.message_from_bytes(raw, policy=email.policy.default)
+    for name in ("From", "Reply-To"):
+        [value] = parsed.get_all(name)
+        assert [m.addr_spec for m in value.addresses] == [expected], (name, str(value))
+    answer = [{"ErrorCode": 0, "Message": "OK", "MessageID": "pm-1", "To": message.to}]
+    api = FakeApi(json_response(200, answer))
+    assert PostmarkBackend("token", transport=api.transport).send(message).accepted
+    [item] = api.body()
+    headers += [("postmark From", item["From"]), ("postmark ReplyTo", item["ReplyTo"])]
+    api = FakeApi(json_response(200, {"id": "<mg-1@mg.example.com>", "message": "Queued"}))
+    backend = MailgunBackend("key", domain="mg.example.com", transport=api.transport)
+    assert backend.send(message).accepted
+    form = dict(parse_qsl(api.last.content.decode("ascii"), keep_blank_values=True))
+    headers += [("mailgun from", form["from"]), ("mailgun reply", form["h:Reply-To"])]
+    for where, value in headers:
+        assert [a for _n, a in email.utils.getaddresses([value])] == [expected], (where, value)
