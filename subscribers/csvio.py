@@ -13,8 +13,9 @@ database failure) leaves nothing half-imported once the caller rolls back; a bad
 nothing. Rules:
 
 - UTF-8 only (a byte order mark is fine); anything else is refused naming the file.
-- A header line is required; ``email`` is mandatory, ``name``, ``timezone`` and ``categories``
-  (``;``-separated, empty for all) are optional; unknown columns are refused.
+- A header line is required; ``email`` is mandatory, ``name``, ``timezone``, ``categories``
+  (``;``-separated, empty for all) and ``first_name`` (what the greeting uses; without it the
+  greeting takes it from ``name``) are optional; unknown columns are refused.
 - An address already subscribed (active or pending) is left as it is and counted as
   ``existing``; an unsubscribed, bounced, complained or suppressed one is never brought back
   and is counted as ``skipped_suppressed``.
@@ -56,8 +57,8 @@ from subscribers.normalize import (
     validate_timezone,
 )
 
-COLUMNS = ("email", "name", "timezone", "categories")
-EXPORT_COLUMNS = (*COLUMNS, "status")
+COLUMNS = ("email", "name", "timezone", "categories", "first_name")
+EXPORT_COLUMNS = ("email", "name", "timezone", "categories", "status")
 CATEGORY_SEPARATOR = ";"
 CHUNK_ROWS = 5_000  # rows validated, looked up and inserted together
 _SQLITE_LOOKUP_CHUNK = 500
@@ -66,7 +67,7 @@ _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 _SUBSCRIBERS: sa.Table = Subscriber.__table__  # type: ignore[attr-defined]
 _AUDIT_LOG: sa.Table = AuditEntry.__table__  # type: ignore[attr-defined]
 _SUPPRESSIONS: sa.Table = Suppression.__table__  # type: ignore[attr-defined]
-_VARYING_COLUMNS = ("email", "email_key", "name", "timezone", "categories")
+_VARYING_COLUMNS = ("email", "email_key", "name", "timezone", "categories", "first_name")
 _QUIET_STATUSES = frozenset({Status.ACTIVE, Status.PENDING})
 
 _T = TypeVar("_T")
@@ -96,6 +97,7 @@ class ParsedRow:
     name: str
     timezone: str
     categories: list[str]
+    first_name: str = ""
 
 
 @dataclass(slots=True)
@@ -378,7 +380,9 @@ def _parse_rows(text: IO[str], label: str) -> Iterator[ParsedRow | RejectedRow]:
     at = {name: index for index, name in enumerate(columns)}
     email_at = at["email"]
     # An optional column that is absent reads as an empty cell.
-    name_at, zone_at, categories_at = (at.get(name) for name in ("name", "timezone", "categories"))
+    name_at, zone_at, categories_at, first_at = (
+        at.get(name) for name in ("name", "timezone", "categories", "first_name")
+    )
     for line, fields in records:
         if isinstance(fields, csv.Error):
             yield RejectedRow(line, f"malformed CSV: {fields}")
@@ -387,14 +391,17 @@ def _parse_rows(text: IO[str], label: str) -> Iterator[ParsedRow | RejectedRow]:
             yield RejectedRow(line, f"expected {width} fields, found {len(fields)}")
             continue
         problems: list[str] = []
-        email = key = name = ""
+        email = key = name = first_name = ""
         try:
             address = normalize_email(_unneutralize(fields[email_at]))
             email, key = address.email, address.key
         except DigestError as exc:
             problems.append(str(exc))
         try:
-            name = normalize_name(_unneutralize(fields[name_at] if name_at is not None else ""))
+            name, first_name = (
+                normalize_name(_unneutralize(fields[at] if at is not None else ""))
+                for at in (name_at, first_at)
+            )
         except DigestError as exc:
             problems.append(str(exc))
         raw_zone = fields[zone_at] if zone_at is not None else ""
@@ -410,7 +417,7 @@ def _parse_rows(text: IO[str], label: str) -> Iterator[ParsedRow | RejectedRow]:
         if problems or timezone is None or categories is None:
             yield RejectedRow(line, "; ".join(problems))
             continue
-        yield ParsedRow(line, email, key, name, timezone, categories)
+        yield ParsedRow(line, email, key, name, timezone, categories, first_name)
 
 
 # -- importing -----------------------------------------------------------------------------------
@@ -623,7 +630,15 @@ def _insert_subscribers_sqlite(
     )
     categories = _categories_writer(connection)
     first, *rest = [
-        (row.email, row.key, row.name, row.timezone, categories(row.categories), *shared)
+        (
+            row.email,
+            row.key,
+            row.name,
+            row.timezone,
+            categories(row.categories),
+            row.first_name,
+            *shared,
+        )
         for row in rows
     ]
     inserted: dict[str, int] = dict(
@@ -659,6 +674,7 @@ def _insert_subscribers_postgresql(
         sa.Column("name", sa.Text, nullable=False),
         sa.Column("timezone", sa.Text, nullable=False),
         sa.Column("categories", sa.JSON, nullable=False),
+        sa.Column("first_name", sa.Text, nullable=False),
         prefixes=["TEMPORARY"],
         postgresql_on_commit="DROP",
     )
@@ -673,7 +689,15 @@ def _insert_subscribers_postgresql(
         categories = _categories_writer(connection)
         for line, row in enumerate(rows):
             copy.write_row(
-                (line, row.email, row.key, row.name, row.timezone, categories(row.categories))
+                (
+                    line,
+                    row.email,
+                    row.key,
+                    row.name,
+                    row.timezone,
+                    categories(row.categories),
+                    row.first_name,
+                )
             )
     statement = (
         postgresql.insert(table)

@@ -151,6 +151,7 @@ def signup(
     actor: str = "web",
     confirmed: bool = False,
     cause: Cause | None = None,
+    first_name: str = "",
 ) -> SignupOutcome:
     """Subscribe an address: pending (double opt-in) or, with ``confirmed``, active at once.
 
@@ -160,6 +161,7 @@ def signup(
     """
     address = normalize_email(email)
     clean_name = normalize_name(name)
+    clean_first = normalize_name(first_name)
     zone = validate_timezone(timezone)
     wanted = normalize_categories(categories)
     if cause is None:
@@ -178,6 +180,7 @@ def signup(
             email=address.email,
             email_key=address.key,
             name=clean_name,
+            first_name=clean_first,
             timezone=zone,
             categories=wanted,
             status=Status.ACTIVE if confirmed else Status.PENDING,
@@ -222,6 +225,7 @@ def signup(
         old = existing.status
         existing.status = Status.PENDING
         existing.name = clean_name or existing.name
+        existing.first_name = clean_first or existing.first_name
         existing.timezone = zone
         existing.categories = wanted
         existing.paused = False

@@ -59,6 +59,10 @@ class Subscriber(SQLModel, table=True):
     email: str = Field(sa_column=sa.Column(sa.String(320), nullable=False))
     email_key: str = Field(sa_column=sa.Column(sa.String(320), nullable=False, unique=True))
     name: str = Field(default="", sa_column=sa.Column(sa.String(200), nullable=False))
+    # The name the greeting uses when the subscriber gave one (else derived from ``name``).
+    first_name: str = Field(
+        default="", sa_column=sa.Column(sa.String(200), nullable=False, server_default="")
+    )
     timezone: str = Field(default="UTC", sa_column=sa.Column(sa.String(64), nullable=False))
     categories: list[str] = Field(
         default_factory=list, sa_column=sa.Column(sa.JSON, nullable=False)

@@ -95,6 +95,7 @@ class ClaimedRow:
     variant: str
     message_id: str
     attempts: int
+    first_name: str = ""  # the greeting's name when the subscriber gave one
 
 
 @dataclass(frozen=True, slots=True)
@@ -354,6 +355,7 @@ def _mailable_rows(session: Session, edition_id: int, worker: str) -> list[Claim
                 DELIVERY.c.attempts,
                 mailable.c.email,
                 mailable.c.name,
+                mailable.c.first_name,
             )
             .join(mailable, mailable.c.id == DELIVERY.c.subscriber_id)
             .where(_held_by(edition_id, worker))
@@ -361,10 +363,13 @@ def _mailable_rows(session: Session, edition_id: int, worker: str) -> list[Claim
         )
         .all()
     )
-    claimed = [
-        ClaimedRow(row_id, edition_id, subscriber_id, email, name, variant, message_id, attempts)
-        for row_id, subscriber_id, _ledger, variant, message_id, attempts, email, name in rows
-    ]
+    claimed: list[ClaimedRow] = []
+    for row_id, subscriber_id, _ledger, variant, message_id, attempts, email, name, first in rows:
+        claimed.append(
+            ClaimedRow(
+                row_id, edition_id, subscriber_id, email, name, variant, message_id, attempts, first
+            )
+        )
     moved = [{"b_id": row[0], "b_email": row[6]} for row in rows if row[6] != row[2]]
     if moved:
         # The subscriber changed address since the ledger was built: mail the current one.

@@ -105,7 +105,9 @@ def build_preview(
             subscriber = find_subscriber(session, email)
             if subscriber.id is None:  # pragma: no cover - a stored row always has an id
                 raise NotFoundError(f"subscriber {email!r} has no id")
-            recipient = Recipient(subscriber.id, subscriber.email, subscriber.name)
+            recipient = Recipient(
+                subscriber.id, subscriber.email, subscriber.name, subscriber.first_name
+            )
             categories = tuple(subscriber.categories)
             if subscriber.status != Status.ACTIVE or subscriber.paused:
                 state = "paused" if subscriber.paused else subscriber.status

@@ -75,7 +75,7 @@ MAX_FORM_FIELDS = 32
 
 class SubscribeEndpoint(HTTPEndpoint):
     def get(self, request: Request) -> Response:
-        return _subscribe_page(request, email="", name="", chosen=(), timezone="")
+        return _subscribe_page(request, email="", name="", chosen=(), timezone="", first_name="")
 
     async def post(self, request: Request) -> Response:
         svc = services(request)
@@ -91,6 +91,7 @@ class SubscribeEndpoint(HTTPEndpoint):
         form = await _read_form(request)
         email = _text(form, "email")
         name = _text(form, "name")
+        first_name = _text(form, "first_name")
         timezone = _text(form, "timezone")
         chosen = _strings(form, "categories")
         if _text(form, "website"):
@@ -104,12 +105,14 @@ class SubscribeEndpoint(HTTPEndpoint):
             # Checks of the input alone (no database): a bad field is answered here.
             normalize_email(email)
             normalize_name(name)
+            normalize_name(first_name)
             zone = _timezone_or_default(svc, timezone)
         except InputError as exc:
             return _subscribe_page(
                 request,
                 email=email,
                 name=name,
+                first_name=first_name,
                 chosen=chosen,
                 timezone="",  # the browser's script fills it again
                 error=_friendly(exc),
@@ -118,13 +121,25 @@ class SubscribeEndpoint(HTTPEndpoint):
         # The database is touched only once the answer is sent: the same page after the same
         # work whatever the address's state, so its timing does not tell known from new.
         background = BackgroundTask(
-            _signup_and_confirm, svc, email=email, name=name, timezone=zone, categories=chosen
+            _signup_and_confirm,
+            svc,
+            email=email,
+            name=name,
+            timezone=zone,
+            categories=chosen,
+            first_name=first_name,
         )
         return svc.templates.TemplateResponse(request, "check_inbox.html", background=background)
 
 
 def _signup(
-    svc: WebServices, *, email: str, name: str, timezone: str, categories: list[str]
+    svc: WebServices,
+    *,
+    email: str,
+    name: str,
+    timezone: str,
+    categories: list[str],
+    first_name: str = "",
 ) -> int | None:
     """Record the sign-up; the id of the subscriber to send a confirmation to, if any."""
     with svc.transaction() as session:
@@ -136,6 +151,7 @@ def _signup(
             categories=categories,
             source=SOURCE,
             actor=ACTOR,
+            first_name=first_name,
         )
         if outcome.subscriber is None or not outcome.should_send_confirmation:
             return None
@@ -143,14 +159,25 @@ def _signup(
 
 
 def _signup_and_confirm(
-    svc: WebServices, *, email: str, name: str, timezone: str, categories: list[str]
+    svc: WebServices,
+    *,
+    email: str,
+    name: str,
+    timezone: str,
+    categories: list[str],
+    first_name: str = "",
 ) -> None:
     """After the response: record the sign-up, then send the confirmation if one is due (it
     is recorded before it is sent, see ``confirmation.send_confirmations``, so concurrent
     sign-ups send one email)."""
     try:
         subscriber_id = _signup(
-            svc, email=email, name=name, timezone=timezone, categories=categories
+            svc,
+            email=email,
+            name=name,
+            timezone=timezone,
+            categories=categories,
+            first_name=first_name,
         )
         if subscriber_id is not None:
             confirmation.send_confirmation(svc.engine, svc.settings, svc.backend, subscriber_id)
@@ -178,12 +205,14 @@ def _subscribe_page(
     name: str,
     chosen: Sequence[str],
     timezone: str,
+    first_name: str = "",
     error: str | None = None,
     status_code: int = 200,
 ) -> Response:
     context = {
         "email": email,
         "name": name,
+        "first_name": first_name,
         "chosen": list(chosen),
         "timezone": timezone,
         "categories": CATEGORIES,

@@ -201,3 +201,26 @@ def test_release_gives_rows_back_uncounted(loaded: Engine, send_settings: Settin
     rows = ledger(loaded)
     assert all(row.state == "pending" and row.attempts == 0 and row.worker is None for row in rows)
     assert all(row.attempt_started_at is None for row in rows)
+
+
+def test_the_greeting_uses_the_first_name_a_subscriber_gave(
+    loaded: Engine, send_settings: Settings
+) -> None:
+    from digest.delivery.prepare import message_factories
+
+    ids = add_subscribers(loaded, 2, categories=[[]])
+    with loaded.begin() as connection:
+        connection.execute(
+            sa.text("UPDATE subscriber SET name = 'Ops Team', first_name = 'Sam' WHERE id = :id"),
+            {"id": ids[0]},
+        )
+        connection.execute(
+            sa.text("UPDATE subscriber SET name = 'Lindqvist, Astrid' WHERE id = :id"),
+            {"id": ids[1]},
+        )
+    edition_id = prepare_edition(loaded, send_settings, W47).edition.id  # type: ignore[union-attr]
+    claim = claim_batch(loaded, worker="w#1", limit=10, lease_seconds=60)
+    assert [row.first_name for row in claim.rows] == ["Sam", ""]
+    build = message_factories(loaded, send_settings)(edition_id)  # type: ignore[arg-type]
+    texts = [build(row).text for row in claim.rows]
+    assert "\nHi Sam,\n" in texts[0] and "\nHi Astrid,\n" in texts[1]

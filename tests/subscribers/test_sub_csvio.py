@@ -516,3 +516,23 @@ def test_a_fatal_error_late_in_the_file_leaves_nothing_imported(
     with Session(engine) as session:
         assert session.exec(select(Subscriber)).all() == []
         assert session.exec(select(AuditEntry)).all() == []
+
+
+def test_an_optional_first_name_column_is_stored_for_the_greeting(
+    session: Session, tmp_path: Path
+) -> None:
+    path = _write(
+        tmp_path,
+        "email,name,first_name\n"
+        "ops@example.com,Ops Team,Sam\n"
+        '"lindqvist@example.com","Lindqvist, Astrid",\n',
+    )
+    report = import_csv(session, path)
+    session.commit()
+    assert report.ok and report.imported == 2
+    rows = {s.email: s for s in session.exec(select(Subscriber)).all()}
+    assert (rows["ops@example.com"].name, rows["ops@example.com"].first_name) == ("Ops Team", "Sam")
+    assert rows["lindqvist@example.com"].first_name == ""  # the greeting derives "Astrid"
+    # Without the column nothing changes.
+    plain = _write(tmp_path, HEADER + "a@example.com,Ada,,\n", name="plain.csv")
+    assert parse_csv(plain)[0][0].first_name == ""

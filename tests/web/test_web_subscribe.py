@@ -302,3 +302,18 @@ def test_the_answer_leaves_before_the_database_is_touched(
         time.sleep(0.05)
     assert [m.to for m in backend.sent] == ["new@example.com"]
     assert sorted(recorded) == ["known@example.com", "new@example.com"]
+
+
+def test_sign_up_may_give_the_first_name_the_greeting_uses(
+    client: TestClient, engine: Engine
+) -> None:
+    form = client.get("/subscribe")
+    assert 'name="first_name"' in form.text and 'autocomplete="given-name"' in form.text
+    response = client.post(
+        "/subscribe",
+        data={"email": "ops@example.com", "name": "Ops Team", "first_name": " Sam "},
+    )
+    assert response.status_code == 200
+    subscriber = _subscriber(engine, "ops@example.com")
+    assert subscriber is not None
+    assert (subscriber.name, subscriber.first_name) == ("Ops Team", "Sam")
