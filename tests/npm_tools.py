@@ -9,9 +9,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from render_support import REPO_ROOT
 
-CACHE = REPO_ROOT / ".cache"
+CACHE = Path(__file__).resolve().parents[1] / ".cache"
 
 
 def npm_package(directory: str, spec: str, wanted: str) -> Path:
