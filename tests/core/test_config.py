@@ -105,3 +105,15 @@ def test_timezone_setting_exits_78_from_the_command_line(
     assert result.returncode == 78, result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert "DIGEST_TIMEZONE: unknown timezone 'Europe'" in result.stderr
+
+
+def test_the_zone_list_is_tzdata_s_and_every_zone_on_it_loads() -> None:
+    from zoneinfo import ZoneInfo, available_timezones
+
+    from digest.timezones import _zones, check_zone
+
+    zones = _zones()
+    assert {"UTC", "Europe/Berlin", "America/Argentina/Buenos_Aires"} <= zones
+    assert "Europe" not in zones and zones <= available_timezones()
+    assert all(ZoneInfo(zone) for zone in sorted(zones)[:50])
+    assert check_zone("America/Argentina/Buenos_Aires") == "America/Argentina/Buenos_Aires"
