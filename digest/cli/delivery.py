@@ -3,10 +3,11 @@ watching them go out. A thin layer over ``digest.delivery``.
 
 Exit codes of ``send``: 0 when the edition is out (nothing pending, nothing failed or
 unknown), 1 when rows failed or are unknown (see ``digest resend``) or the edition was
-cancelled, 69 when the provider refused the request for good (bad credentials: nothing of
-that batch was sent), 75 when sending is paused or outside the send window (one line says
-until when), 130/143 after SIGINT/SIGTERM (the calls in flight are finished, the rest given
-back; running ``send`` again resumes).
+cancelled, 66 when the week has no edition (too few new comparisons: the preview of such a
+week exits 66 too; the dry run as well), 69 when the provider refused the request for good
+(bad credentials: nothing of that batch was sent), 75 when sending is paused or outside the
+send window (one line says until when), 130/143 after SIGINT/SIGTERM (the calls in flight
+are finished, the rest given back; running ``send`` again resumes).
 
 ``worker`` exits 0 when stopped by SIGTERM/SIGINT (a normal stop: work in hand is given back),
 and 1 when rows it sent failed or are unknown.
@@ -21,7 +22,7 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
@@ -30,7 +31,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from digest.cli import common
-from digest.errors import ConflictError, DigestError
+from digest.errors import ConflictError, DigestError, NotFoundError
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
     from digest.config import Settings
     from digest.delivery.run import SendReport
     from digest.delivery.sender import SendStats
+    from digest.editions.models import Edition
 
 app = typer.Typer(help="Send editions and follow their delivery.", no_args_is_help=True)
 log = logging.getLogger("digest.delivery")
@@ -117,7 +119,7 @@ def send_command(
             operator=_operator(),
             run=Run(stop=stop, on_progress=on_progress, on_wait=_waiting_line()),
         )
-    _finish_send(report, received)
+    _finish_send(engine, report, received)
 
 
 def _print_plan(engine: Engine, settings: Settings, week: Any) -> None:
@@ -125,8 +127,7 @@ def _print_plan(engine: Engine, settings: Settings, week: Any) -> None:
 
     plan = plan_send(engine, settings, week)
     if plan.edition is None and plan.reason:
-        typer.echo(f"dry run: {plan.reason}")
-        return
+        raise NotFoundError(plan.reason)  # 66, as the preview of such a week
     if plan.edition is not None:
         edition = plan.edition
         typer.echo(f"dry run: edition {edition.id} ({edition.week}) exists, {edition.status}")
@@ -146,19 +147,31 @@ def _print_plan(engine: Engine, settings: Settings, week: Any) -> None:
             f"  {variant.recipients:>8}  {variant.comparisons} comparison(s)  "
             f"[{variant.key}]  {variant.subject}"
         )
+    _print_left_out(engine, plan.documents)
 
 
-def _finish_send(report: SendReport, received: list[int]) -> None:
+def _print_left_out(engine: Engine, comparisons: Sequence[Any]) -> None:
+    """The active subscribers who get nothing this week and why (``digest.delivery.audience``)."""
+    from digest.db import session_scope
+    from digest.delivery.audience import left_out
+
+    with session_scope(engine) as session:
+        line = left_out(session, comparisons).describe()
+    if line:
+        typer.echo(line)
+
+
+def _finish_send(engine: Engine, report: SendReport, received: list[int]) -> None:
     """Print where the edition stands and exit with the code the module docstring lists."""
     from digest.delivery.run import Outcome
 
     edition = report.edition
     if report.outcome is Outcome.NO_EDITION:
-        typer.echo(report.reason)
-        return
+        raise NotFoundError(report.reason)  # 66, as the preview of such a week
     assert edition is not None
     verb = "created" if report.created else "resuming"
     typer.echo(f"edition {edition.id} ({edition.week}) {verb}: {edition.subject}")
+    _print_left_out(engine, _edition_comparisons(engine, edition))
     counts = report.counts
     typer.echo(_counts_line(counts))
     if report.outcome is Outcome.STOPPED:
@@ -192,6 +205,15 @@ def _finish_send(report: SendReport, received: list[int]) -> None:
         )
         raise typer.Exit(EXIT_INCOMPLETE)
     typer.echo(f"edition {edition.id} ({edition.week}) is sent")
+
+
+def _edition_comparisons(engine: Engine, edition: Edition) -> list[Any]:
+    from digest.db import session_scope
+    from digest.editions.service import edition_documents
+
+    assert edition.id is not None
+    with session_scope(engine) as session:
+        return list(edition_documents(session, edition.id))
 
 
 def _counts_line(counts: dict[str, int]) -> str:

@@ -30,9 +30,11 @@ from digest.content.weeks import IsoWeek
 from digest.db import session_scope
 from digest.delivery.ledger import cancel, resend
 from digest.delivery.prepare import prepare_edition
-from digest.errors import ConflictError
+from digest.errors import ConflictError, NotFoundError
 from digest.state import write_state
 from digest.webhooks.models import WebhookEvent
+from subscribers import suppression
+from subscribers.models import Subscriber, SuppressionReason
 
 runner = CliRunner()
 
@@ -82,10 +84,42 @@ def test_send_sends_the_week_and_exits_zero(cli: Engine, postmark: FakePostmark)
     assert sum(postmark.message_ids().values()) == 50
 
 
-def test_send_without_enough_comparisons_says_why(cli: Engine) -> None:
-    result = runner.invoke(app, ["send", "--week", "2026-W30"])
-    assert result.exit_code == 0
-    assert "no edition for 2026-W30: 0 new comparisons" in result.output
+@pytest.mark.parametrize("dry_run", [False, True], ids=["send", "dry-run"])
+def test_send_without_enough_comparisons_exits_66_like_preview(cli: Engine, dry_run: bool) -> None:
+    args = ["send", "--week", "2026-W30", *(["--dry-run"] if dry_run else [])]
+    result = runner.invoke(app, args)
+    assert isinstance(result.exception, NotFoundError)
+    assert result.exception.exit_code == 66  # the preview of such a week exits 66 too
+    assert "no edition for 2026-W30: 0 new comparisons" in str(result.exception)
+
+
+@pytest.mark.parametrize("dry_run", [True, False], ids=["dry-run", "send"])
+def test_send_says_who_gets_nothing_and_why(
+    cli: Engine, postmark: FakePostmark, dry_run: bool
+) -> None:
+    ids = add_subscribers(cli, 8, categories=[[]])  # every category
+    with session_scope(cli) as session:
+        connection = session.connection()
+        subscriber = Subscriber.__table__  # type: ignore[attr-defined]
+        connection.execute(
+            subscriber.update().where(subscriber.c.id.in_(ids[:2])).values(paused=True)
+        )
+        connection.execute(
+            subscriber.update().where(subscriber.c.id.in_(ids[2:5])).values(categories=["Robotics"])
+        )
+        connection.execute(
+            subscriber.update().where(subscriber.c.id == ids[5]).values(status="pending")
+        )
+        suppression.add(session, "reader6@example.com", SuppressionReason.COMPLAINED)
+    args = ["send", "--week", "2026-W47", *(["--dry-run"] if dry_run else [])]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert (
+        "6 active subscribers get nothing this week: 2 paused, 1 on the suppression list, "
+        "3 follow only categories without a comparison this week"
+    ) in result.stdout
+    if not dry_run:
+        assert sum(postmark.message_ids().values()) == 1  # reader7, the only one mailable
 
 
 def test_send_exits_non_zero_when_rows_failed(cli: Engine, postmark: FakePostmark) -> None:
