@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
+from collections.abc import Iterable
 from email.headerregistry import Address
 from email.utils import parseaddr
 from functools import lru_cache
@@ -48,6 +49,8 @@ class Settings(BaseSettings):
     secret_key: SecretStr = SecretStr(DEFAULT_SECRET)
     # Log lines of every process (digest/logs.py): logfmt ``text`` or one JSON object a line.
     log_format: Literal["text", "json"] = "text"
+    # Staging: accept subscriber addresses at the reserved .test domains (ada@example.test).
+    allow_test_domains: bool = False
 
     # The newsletter itself.
     newsletter: str = Field("weekly", pattern=r"^[a-z0-9]+(-[a-z0-9]+)*$")
@@ -227,10 +230,67 @@ def _mask_url_password(url: str) -> str:
     return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1********@", url)
 
 
+# DIGEST_* variables that are not settings: read by one command option, the deploy files or
+# the test suite. Any other unknown DIGEST_* name is taken for a misspelt setting.
+OTHER_VARIABLES = frozenset(
+    {
+        "DIGEST_HEARTBEAT_SECONDS",  # digest scheduler --heartbeat-seconds
+        "DIGEST_TEMPLATES_DIR",  # digest/resources.py
+        "DIGEST_EXAMPLES_DIR",  # digest/resources.py
+        "DIGEST_NPM_CACHE_DIR",  # the MJML validator used by the render tests
+        "DIGEST_WEB_PORT",  # deploy/compose.yaml
+        "DIGEST_IMAGE",  # deploy/compose.yaml
+        "DIGEST_TEST_DATABASE_URL",  # the test suite
+        "DIGEST_TEST_OUTPUT",  # the test suite
+    }
+)
+
+
+def setting_variables() -> frozenset[str]:
+    """``DIGEST_<NAME>`` of every setting."""
+    return frozenset(f"DIGEST_{name.upper()}" for name in Settings.model_fields)
+
+
+def unknown_variables(names: Iterable[str]) -> list[str]:
+    """A warning for each ``DIGEST_*`` name in ``names`` that no setting reads, naming the
+    closest setting (names are case-insensitive, as the settings read them)."""
+    import difflib
+
+    known = setting_variables()
+    warnings = []
+    for name in sorted({name.upper() for name in names}):
+        if not name.startswith("DIGEST_") or name in known or name in OTHER_VARIABLES:
+            continue
+        # Compared without the common prefix, which would make every name look close.
+        stems = sorted(known_name.removeprefix("DIGEST_") for known_name in known)
+        closest = difflib.get_close_matches(name.removeprefix("DIGEST_"), stems, n=1, cutoff=0.6)
+        hint = f"did you mean DIGEST_{closest[0]}?" if closest else "see `digest config show`"
+        warnings.append(f"{name} is not a setting and is ignored; {hint}")
+    return warnings
+
+
+def _warn_unknown_variables() -> None:
+    """Log ``unknown_variables`` of the environment and of ``.env``."""
+    import logging
+    import os
+
+    names = set(os.environ)
+    env_file = Path(".env")
+    if env_file.is_file():
+        from dotenv import dotenv_values
+
+        names |= set(dotenv_values(env_file))
+    log = logging.getLogger("digest.config")
+    for warning in unknown_variables(names):
+        log.warning(warning)
+
+
 def load_settings(**overrides: Any) -> Settings:
-    """Read the settings, turning validation failures into one readable ``ConfigError``."""
+    """Read the settings, turning validation failures into one readable ``ConfigError``; a
+    ``DIGEST_*`` variable that is no setting (a misspelt one) is logged as a warning."""
     from pydantic import ValidationError
 
+    _warn_unknown_variables()
     try:
         return Settings(**overrides)
     except ValidationError as exc:

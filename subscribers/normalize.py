@@ -39,6 +39,20 @@ _DOMAIN_CACHE: dict[str, tuple[str, str]] = {}
 _DOMAIN_CACHE_LIMIT = 50_000
 
 
+def allow_test_domains(allowed: bool) -> None:
+    """Accept (or refuse again) addresses at the reserved ``.test`` domains, such as
+    ``ada@example.test``, in this process: ``DIGEST_ALLOW_TEST_DOMAINS`` for staging.
+
+    The entry points (CLI, web app) call this once with the setting; it switches
+    email-validator's own flag, so the check before a send agrees with the one at sign-up.
+    """
+    import email_validator
+
+    if allowed != email_validator.TEST_ENVIRONMENT:
+        email_validator.TEST_ENVIRONMENT = allowed
+        _DOMAIN_CACHE.clear()  # its domains were validated under the other rule
+
+
 @dataclass(frozen=True, slots=True)
 class NormalizedEmail:
     """An address ready to store: ``email`` for display and sending, ``key`` for identity."""

@@ -22,9 +22,14 @@ if TYPE_CHECKING:
 
 
 def settings() -> Settings:
+    """The process's settings; the rules they switch for the whole process (reserved test
+    domains) are applied here, as ``digest.web.app.create_app`` does for the web app."""
     from digest.config import get_settings
+    from subscribers.normalize import allow_test_domains
 
-    return get_settings()
+    current = get_settings()
+    allow_test_domains(current.allow_test_domains)
+    return current
 
 
 def engine(current: Settings | None = None) -> Engine:

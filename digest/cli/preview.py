@@ -116,8 +116,11 @@ def preview(
     if out is not None:
         out.write_bytes(data)
         typer.echo(str(out))
-        if open_browser:
-            webbrowser.open(out.resolve().as_uri())
+        if open_browser and not webbrowser.open(out.resolve().as_uri()):
+            common.echo_err(
+                f"warning: --open found no web browser to run (set BROWSER to choose one); "
+                f"the preview is at {out.resolve()}"
+            )
         return
     sys.stdout.buffer.write(data)
     sys.stdout.buffer.flush()

@@ -38,6 +38,7 @@ from digest.web.ratelimit import SlidingWindowLimiter, client_address_middleware
 from digest.web.security import SecurityHeadersMiddleware, security_headers
 from digest.web.services import WebServices, build_templates, error_page
 from digest.webhooks.routes import webhook_routes
+from subscribers.normalize import allow_test_domains
 from subscribers.tokens import signer_from_settings
 
 logger = logging.getLogger(__name__)
@@ -96,6 +97,7 @@ def create_app(
     """The digest web application for ``settings`` (default: read from the environment)."""
     settings = settings if settings is not None else get_settings()
     settings.require_signing_key()
+    allow_test_domains(settings.allow_test_domains)
     owned_engine: Engine | None = None
     owned_backend: EmailBackend | None = None
     if engine is None:

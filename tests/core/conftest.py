@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -41,5 +42,12 @@ def run_cli(
         code = exited.value.code
         return (code if isinstance(code, int) else 1), out, err
 
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
     yield invoke
     get_settings.cache_clear()
+    for handler in list(root.handlers):  # `main` pointed one at the captured stderr
+        root.removeHandler(handler)
+    for handler in handlers:
+        root.addHandler(handler)
+    root.setLevel(level)

@@ -138,6 +138,21 @@ def test_out_writes_a_file_and_open_opens_it(
     assert result.stdout.strip() == str(target)
     assert target.read_text(encoding="utf-8").lower().startswith("<!doctype html>")
     assert opened == [target.resolve().as_uri()]
+    assert "no web browser" not in result.stderr
+
+
+def test_open_without_a_browser_says_so(
+    preview_env: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(preview_cli.webbrowser, "open", lambda url: False)  # none could run
+    target = tmp_path / "w47.html"
+    result = runner.invoke(app, ["preview", "--week", "2026-W47", "--out", str(target), "--open"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == str(target) and target.is_file()
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"warning: --open found no web browser to run (set BROWSER to choose one); "
+        f"the preview is at {target.resolve()}"
+    )
 
 
 def test_lint_warnings_go_to_stderr(preview_env: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
