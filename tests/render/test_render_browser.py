@@ -129,3 +129,25 @@ def test_archive_copy_has_no_blocking_axe_violation(
         page = open_page(browser, html, 640, scheme)
         assert axe_violations(page) == [], scheme
         page.close()
+
+
+def test_a_folded_edition_of_twenty_reads_well_on_a_phone(
+    make_renderer: RendererFactory,
+    all_docs: list[ComparisonDoc],
+    screenshots: Path,
+    browser: Browser,
+) -> None:
+    from test_render_budget import pool
+
+    variant = make_renderer(pool(all_docs, 20)).variant_for([])
+    assert variant is not None and variant.fit is not None and variant.fit.folded
+    html = variant.message_for(READER, message_id="<f@verdicts.example.com>").html
+    for scheme in SCHEMES:
+        page = open_page(browser, html, 375, scheme)
+        assert page.evaluate("document.documentElement.scrollWidth") <= 375
+        heading = page.locator("h2", has_text=f"And {variant.fit.folded} more verdicts")
+        assert heading.is_visible()
+        assert page.get_by_role("link", name="Unsubscribe").is_visible()
+        page.screenshot(path=str(screenshots / f"w20-{scheme}-375.png"), full_page=True)
+        assert axe_violations(page) == [], scheme
+        page.close()
