@@ -109,6 +109,7 @@ def test_send_sends_nothing_while_guarded(
 
 @pytest.mark.parametrize("guard", GUARDS)
 def test_worker_once_sends_nothing_while_guarded(
+    caplog: pytest.LogCaptureFixture,
     loaded: Engine,
     send_settings: Settings,
     postmark: FakePostmark,
@@ -120,6 +121,11 @@ def test_worker_once_sends_nothing_while_guarded(
     result = runner.invoke(app, ["worker", "--once", "--poll", "0.1"])
     assert result.exit_code == 0, result.output
     _nothing_sent(loaded, postmark, guard)
+    held = [r.getMessage() for r in caplog.records if r.getMessage().startswith("event=held")]
+    if guard == "window":
+        assert held and "reason=window" in held[0] and "until=20" in held[0]
+    elif guard == "paused":
+        assert held and "reason=paused" in held[0] and "by=ops@test" in held[0]
 
 
 @pytest.mark.parametrize("guard", GUARDS)
@@ -202,3 +208,32 @@ def test_send_now_overrides_the_window_and_says_so(
         override = read_state(session, "send_window_override")
     assert override is not None and override["edition"] == 1 and override["week"] == "2026-W47"
     assert override["by"] and override["window"] == get_settings().send_window
+
+
+def test_status_says_held_until_when_and_counts_deferred_rows(
+    loaded: Engine,
+    send_settings: Settings,
+    env_settings: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import json
+
+    import sqlalchemy as sa
+
+    _guard(loaded, send_settings, "window", monkeypatch)
+    due = utcnow() + dt.timedelta(minutes=3)
+    with loaded.begin() as connection:
+        connection.execute(
+            sa.text(
+                "UPDATE delivery SET state = 'deferred', not_before = :due"
+                " WHERE id IN (SELECT id FROM delivery ORDER BY id LIMIT 2)"
+            ),
+            {"due": due},
+        )
+    data = json.loads(runner.invoke(app, ["status", "--json"]).stdout)
+    assert data["state"].startswith("held until ") and "(send window " in data["state"]
+    assert data["hold"]["reason"] == "window"
+    assert data["deferred"] == 2 and data["counts"]["pending"] == 10
+    assert data["next_retry_at"] is not None and data["eta_seconds"] is None
+    text = runner.invoke(app, ["status"]).output
+    assert "held until" in text and "deferred" in text and "next retry at" in text
