@@ -12,6 +12,8 @@ import enum
 import sys
 import tempfile
 import webbrowser
+from collections.abc import Callable
+from html import escape as html_escape
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -128,7 +130,14 @@ def preview(
 
 def create_preview_app(settings: Settings, week: IsoWeek, *, email: str | None = None) -> Starlette:
     """A Starlette app: ``/`` (HTML, ``?format=text|eml``, ``?week=``, ``?as=``) and the
-    template change endpoint its page polls. Every request renders from fresh templates."""
+    template change endpoint its page polls. Every request renders from fresh templates.
+
+    Whatever goes wrong with one request (a template that does not compile, an unknown
+    ``?as=`` address, a bad ``?week=`` or ``?format=``) is shown in the page, which keeps its
+    reload script so that fixing the template reloads it, and printed as one line in the
+    terminal. Lines are printed once per template change, not at every reload.
+    """
+    import jinja2
     from starlette.applications import Starlette
     from starlette.requests import Request
     from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
@@ -136,26 +145,53 @@ def create_preview_app(settings: Settings, week: IsoWeek, *, email: str | None =
 
     from digest.content.weeks import IsoWeek
     from digest.editions.preview import build_preview
+    from digest.errors import DigestError, InputError, NotFoundError
     from digest.render import templates
 
     engine = common.engine(settings)
+    printed = _OncePerChange(templates.templates_mtime)
+
+    def show(lines: list[str], status: int) -> Response:
+        """The preview's answer when there is no email to show: the lines, and the script."""
+        body = "".join(f"<p>{html_escape(line)}</p>" for line in lines)
+        return HTMLResponse(
+            "<!doctype html><html><head><meta charset=utf-8><title>digest preview</title>"
+            f"</head><body style='font-family:monospace'>{body}{RELOAD_SCRIPT}</body></html>",
+            status_code=status,
+        )
 
     def page(request: Request) -> Response:
-        chosen = request.query_params.get("week")
-        target = IsoWeek.parse(chosen) if chosen else week
-        environment = templates.make_environment(auto_reload=True)
-        result = build_preview(
-            settings,
-            engine,
-            target,
-            email=request.query_params.get("as", email),
-            environment=environment,
+        params = request.query_params
+        try:
+            try:
+                output = Format(params.get("format", "html"))
+            except ValueError:
+                raise InputError(
+                    f"unknown format {params['format']!r} (html, text or eml)"
+                ) from None
+            chosen = params.get("week")
+            target = IsoWeek.parse(chosen) if chosen else week
+            result = build_preview(
+                settings,
+                engine,
+                target,
+                email=params.get("as", email),
+                environment=templates.make_environment(auto_reload=True),
+            )
+        except DigestError as exc:
+            status = 400 if isinstance(exc, InputError) else 500
+            status = 404 if isinstance(exc, NotFoundError) else status
+            return show(_failed(printed, str(exc)), status)
+        except jinja2.TemplateError as exc:
+            return show(_failed(printed, _template_problem(exc)), 500)
+        except Exception as exc:  # a template's bug (a filter on the wrong type...): show it
+            return show(_failed(printed, f"{type(exc).__name__}: {exc}"), 500)
+        printed.report(
+            [f"note: {note}" for note in result.notes]
+            + [f"warning: {warning}" for warning in result.warnings]
         )
-        _report(result)
         if result.message is None:
-            notes = "\n".join(result.notes) or "nothing to show"
-            return PlainTextResponse(notes + "\n", status_code=404)
-        output = Format(request.query_params.get("format", "html"))
+            return show(list(result.notes) or ["nothing to show"], 404)
         if output is Format.HTML:
             html = result.message.html
             marker = html.rfind("</body>")
@@ -169,6 +205,40 @@ def create_preview_app(settings: Settings, week: IsoWeek, *, email: str | None =
     return Starlette(
         routes=[Route("/", page), Route("/__templates_mtime", mtime)],
     )
+
+
+class _OncePerChange:
+    """Prints each terminal line once until the templates change (then once again)."""
+
+    def __init__(self, version: Callable[[], float]) -> None:
+        self._version = version
+        self._seen: tuple[float, set[str]] = (version(), set())
+
+    def report(self, lines: list[str]) -> None:
+        current = self._version()
+        if current != self._seen[0]:
+            self._seen = (current, set())
+        for line in lines:
+            if line not in self._seen[1]:
+                self._seen[1].add(line)
+                common.echo_err(line)
+
+
+def _failed(printed: _OncePerChange, problem: str) -> list[str]:
+    """The problem as one line, printed in the terminal (once per change) and for the page."""
+    line = "error: " + " ".join(problem.split())
+    printed.report([line])
+    return [line]
+
+
+def _template_problem(exc: Exception) -> str:
+    """``file:line: message`` for a Jinja syntax error, the message for the others."""
+    import jinja2
+
+    if isinstance(exc, jinja2.TemplateSyntaxError):
+        where = exc.name or exc.filename or "template"
+        return f"{where}:{exc.lineno}: {exc.message}"
+    return f"template: {exc}"
 
 
 def serve_preview(settings: Settings, week: IsoWeek, *, email: str | None, port: int) -> None:

@@ -270,3 +270,55 @@ def test_once_the_edition_exists_its_frozen_snapshots_are_shown(preview_env: Eng
     ]
     assert f"/editions/{outcome.edition.id}" in result.stdout  # its archive link
     assert _counts(preview_env) == before
+
+
+def test_serve_shows_errors_in_the_page_and_keeps_reloading(
+    preview_env: Engine,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A bad ?week=, ?as= or ?format=, or a template that does not compile: the page says
+    so and keeps its reload script; the terminal gets one line, once per template change."""
+    import os
+    import shutil
+
+    copy = tmp_path / "templates"
+    shutil.copytree(templates.templates_root(), copy)
+    monkeypatch.setenv(templates.TEMPLATES_ENV_VAR, str(copy))
+    client = TestClient(preview_cli.create_preview_app(get_settings(), IsoWeek(2026, 47)))
+
+    def page(**params: str) -> tuple[int, str]:
+        answer = client.get("/", params=params)
+        assert "/__templates_mtime" in answer.text  # the reload script is kept
+        return answer.status_code, answer.text
+
+    assert page()[0] == 200
+    assert page()[0] == 200
+    for params, status, problem in [
+        ({"week": "2026-W99"}, 400, "invalid week &#x27;2026-W99&#x27;"),
+        ({"as": "nobody@example.com"}, 404, "no subscriber with address"),
+        ({"format": "pdf"}, 400, "unknown format &#x27;pdf&#x27;"),
+    ]:
+        assert page(**params)[:1] == (status,)
+        assert problem in page(**params)[1]  # asked twice
+
+    footer = copy / "email" / "partials" / "footer.mjml.j2"
+    good = footer.read_text(encoding="utf-8")
+    before = client.get("/__templates_mtime").json()["mtime"]
+    footer.write_text(good + "\n{% if %}\n", encoding="utf-8")
+    os.utime(footer, (before + 5, before + 5))
+    status, text = page()
+    assert status == 500 and "footer.mjml.j2:" in text and "<script>" in text
+    page()
+    footer.write_text(good, encoding="utf-8")
+    os.utime(footer, (before + 10, before + 10))
+    assert page()[0] == 200
+
+    lines = capsys.readouterr().err.splitlines()
+    assert "Traceback" not in "\n".join(lines)
+    errors = [line for line in lines if line.startswith("error: ")]
+    assert len(errors) == 4, errors  # each problem once, though each page was asked twice
+    assert any("footer.mjml.j2:" in line for line in errors)
+    notes = [line for line in lines if line.startswith("note: size")]
+    assert len(notes) == 2, lines  # the first page, and the first after the fixed template
