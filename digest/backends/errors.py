@@ -16,8 +16,10 @@ A single recipient rejected inside an accepted batch is not an exception: it is 
 A backend that needs several requests for one batch (SMTP sends message by message; Mailgun
 and SendGrid may split a batch they cannot express as one template) can fail after part of the
 batch was handed over. The error then carries ``partial_results``: the results of the messages
-that were already accepted or rejected. Every other message of the batch shares the error's
-fate. Record the partial results first, or an accepted message would be sent twice.
+that were already accepted or rejected, and ``unsent``: the Message-IDs of those the backend
+never got to (the requests after the one that failed). The remaining messages share the
+error's fate. Record the partial results first, or an accepted message would be sent twice;
+an unsent message is not charged with the failure.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ class BackendError(DigestError):
     exit_code = 69  # EX_UNAVAILABLE
 
     partial_results: tuple[SendResult, ...] = ()
+    unsent: tuple[str, ...] = ()
 
 
 class RetryableError(BackendError):

@@ -198,6 +198,9 @@ class HttpBackend(EmailBackend):
                 calls.extendleft(reversed(self.plan(messages, rest) if rest else []))
         except BackendError as exc:
             exc.partial_results = tuple(results[index] for index in sorted(results))
+            exc.unsent = tuple(
+                messages[index].message_id for left in calls for index in left.indexes
+            )
             raise
         return [results[index] for index in range(len(messages))]
 

@@ -106,6 +106,7 @@ class SmtpBackend(EmailBackend):
                 _quit(connection)
         except BackendError as exc:
             exc.partial_results = tuple(results)
+            exc.unsent = tuple(message.message_id for message in messages[len(results) + 1 :])
             raise
         return results
 

@@ -452,7 +452,17 @@ class DeliveryEngine:
             results = self.backend.send_batch([by_id[row_id][1] for row_id in live])
         except BackendError as exc:
             live = self._record_partial(by_id, live, exc, holder)
-            return self._after_failure(live, attempts, exc, holder)
+            # Messages the backend never got to were not in the failed request: they are not
+            # charged with it (their attempt is taken back), they only wait as long.
+            unsent = set(exc.unsent)
+            never = [row_id for row_id in live if by_id[row_id][1].message_id in unsent]
+            live = [row_id for row_id in live if by_id[row_id][1].message_id not in unsent]
+            later = self._after_failure(live, attempts, exc, holder)
+            if never and later is not None:
+                self._defer(never, holder, later, "", uncount=True, charge=False)
+            elif never:
+                self._release(never, holder)
+            return later
         except BaseException as exc:
             # Unexpected: the request may or may not have left. Be honest about it.
             self._settle(live, DeliveryState.UNKNOWN, f"{type(exc).__name__}: {exc}", holder)

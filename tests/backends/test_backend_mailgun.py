@@ -171,6 +171,16 @@ def test_failure_of_a_later_call_keeps_the_earlier_results() -> None:
         _backend(api).send_batch(batch)
     assert [r.message_id for r in caught.value.partial_results] == [batch[0].message_id]
     assert caught.value.partial_results[0].accepted
+    assert caught.value.unsent == ()  # the failed call carried the last message
+
+
+def test_a_failed_call_names_the_messages_of_the_calls_after_it() -> None:
+    api = FakeApi(json_response(503, {"message": "busy"}))
+    batch = [build_message(1), build_message(2, html="<p>other</p>")]
+    with pytest.raises(RetryableError) as caught:
+        _backend(api).send_batch(batch)
+    assert caught.value.partial_results == ()
+    assert caught.value.unsent == (batch[1].message_id,)
 
 
 def test_bad_domain_setting_is_refused() -> None:

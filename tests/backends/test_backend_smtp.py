@@ -151,11 +151,14 @@ def test_refused_recipients_are_rejected_others_sent(server: Server) -> None:
 
 def test_deferred_recipient_is_retryable_and_keeps_earlier_results(server: Server) -> None:
     server.handler.refuse_rcpt = {"reader2@example.org": "450 4.2.0 Mailbox busy, try later"}
+    batch = build_batch(3)
     with pytest.raises(RetryableError) as caught:
-        server.backend().send_batch(build_batch(3))
+        server.backend().send_batch(batch)
     assert "450" in str(caught.value)
     assert [r.status for r in caught.value.partial_results] == [ResultStatus.ACCEPTED]
     assert len(server.handler.received) == 1
+    # The third was never handed over: not this failure's message.
+    assert caught.value.unsent == (batch[2].message_id,)
 
 
 def test_connection_lost_before_data_is_retryable(server: Server) -> None:

@@ -377,3 +377,38 @@ def test_postmark_inactive_recipient_is_suppressed(
     with loaded.connect() as connection:
         keys = connection.execute(sa.text("SELECT email_key FROM suppression")).scalars().all()
     assert keys == ["reader5@example.com"]
+
+
+def test_messages_a_failed_call_never_reached_are_not_charged(
+    loaded: Engine, send_settings: Settings, make_sender: EngineFactory
+) -> None:
+    """SMTP sends message by message: when the fourth fails, the first three are recorded, the
+    fourth is charged and deferred, and the rest (never handed over) wait uncharged."""
+    settings = _serial(send_settings, send_batch_size=10)
+    edition_id = _edition(loaded, settings, 10)
+    backend = _FailsFourthOnce()
+    report = make_sender(settings=settings, backend=backend).run([edition_id])
+    assert report.outcome is RunOutcome.DONE and states(loaded) == {"sent": 10}
+    attempts = {row.message_id: row.attempts for row in ledger(loaded)}
+    first = backend.batches[0]
+    assert [attempts[m.message_id] for m in first[:3]] == [1, 1, 1]
+    assert attempts[first[3].message_id] == 2
+    assert {attempts[m.message_id] for m in first[4:]} == {1}
+    assert Counter(m.message_id for m in backend.sent).most_common(1)[0][1] == 1
+
+
+class _FailsFourthOnce(MemoryBackend):
+    def __init__(self) -> None:
+        super().__init__()
+        self.failed = False
+
+    def send_batch(self, messages: Sequence[OutgoingMessage]) -> list[SendResult]:
+        if self.failed or len(messages) < 5:
+            return super().send_batch(messages)
+        self.failed = True
+        done = super().send_batch(messages[:3])
+        self.batches[-1] = list(messages)
+        error = RetryableError("SMTP connection lost before DATA")
+        error.partial_results = tuple(done)
+        error.unsent = tuple(m.message_id for m in messages[4:])
+        raise error
