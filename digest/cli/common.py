@@ -25,10 +25,13 @@ def settings() -> Settings:
     """The process's settings; the rules they switch for the whole process (reserved test
     domains) are applied here, as ``digest.web.app.create_app`` does for the web app."""
     from digest.config import get_settings
-    from subscribers.normalize import allow_test_domains
 
     current = get_settings()
-    allow_test_domains(current.allow_test_domains)
+    # Off is email-validator's default: no need to load it (and idna) for every command.
+    if current.allow_test_domains or "email_validator" in sys.modules:
+        from subscribers.normalize import allow_test_domains
+
+        allow_test_domains(current.allow_test_domains)
     return current
 
 

@@ -123,3 +123,14 @@ def test_an_unreachable_database_is_one_line(run_cli: RunCli) -> None:
     assert err.startswith("error: database postgresql+psycopg://digest:***@127.0.0.1:1/nothing")
     assert "cannot be used: " in err and "hunter2" not in err
     assert len(err.splitlines()) == 1 and out == ""
+
+
+def test_the_schema_check_knows_the_heads_alembic_knows() -> None:
+    """``require_schema`` reads the heads from the migration files without alembic (faster
+    start-up); they must be alembic's own."""
+    from alembic.script import ScriptDirectory
+
+    from digest.db import _head_revisions, alembic_config
+
+    script = ScriptDirectory.from_config(alembic_config("sqlite://"))
+    assert _head_revisions() == tuple(sorted(script.get_heads()))

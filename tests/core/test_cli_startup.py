@@ -11,8 +11,11 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+
+from digest.db import upgrade
 
 HEAVY = (
     "sqlalchemy",
@@ -42,13 +45,13 @@ print("\\n" + json.dumps({"code": code, "modules": sorted(sys.modules)}))
 """
 
 
-def _modules_after(args: list[str]) -> tuple[int, set[str]]:
+def _modules_after(args: list[str], **env: str) -> tuple[int, set[str]]:
     process = subprocess.run(
         [sys.executable, "-c", _PROBE, json.dumps(args)],
         capture_output=True,
         text=True,
         check=False,
-        env={"PATH": "/usr/bin:/bin", "COLUMNS": "100"},
+        env={"PATH": "/usr/bin:/bin", "COLUMNS": "100", **env},
     )
     report = json.loads(process.stdout.strip().splitlines()[-1])
     return report["code"], {name.partition(".")[0] for name in report["modules"]}
@@ -79,3 +82,17 @@ def test_version_loads_neither_rich_nor_pydantic() -> None:
     """Typer itself loads rich and pydantic to print a command's help; not for --version."""
     _code, modules = _modules_after(["--version"])
     assert {"rich", "pydantic"}.isdisjoint(modules)
+
+
+def test_status_loads_the_database_layer_only(tmp_path: Path) -> None:
+    """`digest status` needs SQLAlchemy and the settings, not the renderer, the web stack,
+    HTTP clients, the scheduler or alembic."""
+    url = f"sqlite:///{tmp_path / 'digest.db'}"
+    upgrade(url)
+    code, modules = _modules_after(
+        ["status"], DIGEST_DATABASE_URL=url, DIGEST_ENVIRONMENT="development"
+    )
+    assert code == 0
+    assert "sqlalchemy" in modules
+    unwanted = {"mjml", "jinja2", "httpx", "starlette", "uvicorn", "apscheduler", "alembic"}
+    assert sorted(modules & (unwanted | {"rich"})) == []
