@@ -62,6 +62,27 @@ def service_logging(current: Settings) -> None:
     logs.configure_service(current.log_format)
 
 
+def require_free_port(host: str, port: int) -> None:
+    """Refuse in one line (exit 78) an address a server cannot listen on (in use, not this
+    machine's, a privileged port), before uvicorn would log its own lines and exit 3."""
+    import socket
+
+    from digest.errors import ConfigError
+
+    try:
+        family, kind, proto, _name, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM
+        )[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+            probe.bind(address)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise ConfigError(
+            f"cannot listen on {host}:{port}: {reason.lower()} (choose another --port or --host)"
+        ) from None
+
+
 def print_json(value: Any) -> None:
     import orjson
 

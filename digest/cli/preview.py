@@ -245,6 +245,7 @@ def serve_preview(settings: Settings, week: IsoWeek, *, email: str | None, port:
     """Serve ``create_preview_app`` on 127.0.0.1 until interrupted."""
     import uvicorn
 
+    common.require_free_port("127.0.0.1", port)
     app = create_preview_app(settings, week, email=email)
     common.echo_err(
         f"previewing {week} on http://127.0.0.1:{port}/ "

@@ -31,6 +31,7 @@ def serve(
     app = create_app(settings, engine=common.engine(settings))
     # uvicorn shuts down gracefully on SIGTERM, then raises the signal again with the previous
     # handler in place: this one turns it into a clean exit instead of "killed by SIGTERM".
+    common.require_free_port(host, port)
     common.service_logging(settings)
     previous = signal.signal(signal.SIGTERM, _stopped)
     try:

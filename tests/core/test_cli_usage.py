@@ -4,12 +4,15 @@ without ``--debug``; help without type noise after plain flags."""
 from __future__ import annotations
 
 import re
+import socket
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 import typer.main
 
 from digest.cli import app
+from digest.db import upgrade
 
 RunCli = Callable[..., tuple[int, str, str]]  # the ``run_cli`` fixture (tests/core/conftest.py)
 
@@ -71,3 +74,19 @@ def test_help_shows_no_type_after_plain_flags(run_cli: RunCli) -> None:
     code, out, _err = run_cli("preview", "--help")
     assert re.search(r"--open\s+Open the result", out)  # a flag: no type
     assert "--format <html|text|eml>" in out  # an option with a value keeps its type
+
+
+@pytest.mark.parametrize("command", [["serve"], ["preview", "--serve"]], ids=" ".join)
+def test_a_port_in_use_is_one_line(run_cli: RunCli, tmp_path: Path, command: list[str]) -> None:
+    url = f"sqlite:///{tmp_path / 'digest.db'}"
+    upgrade(url)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        code, out, err = run_cli(*command, "--port", port, url=url)
+    assert code == 78 and out == ""
+    assert err == (
+        f"error: cannot listen on 127.0.0.1:{port}: address already in use "
+        "(choose another --port or --host)\n"
+    )
