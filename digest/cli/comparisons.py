@@ -44,6 +44,9 @@ def comparison_json(doc: ComparisonDoc) -> dict[str, Any]:
         "published_at": doc.published_at.isoformat().replace("+00:00", "Z"),
         "url": doc.url,
         "recommended": verdict.recommended.slug if verdict.recommended else None,
+        # The panel's pick only for a Ship or Mixed tool (digest.content.verdicts).
+        "pick": verdict.pick.slug if verdict.pick else None,
+        "outcome": verdict.outcome.value,
         "tools": [
             {
                 "slug": tool.slug,
@@ -87,11 +90,10 @@ def list_command(
     typer.echo(f"{selected} ({settings.timezone}): {len(docs)} comparison(s)")
     for doc in docs:
         verdict = comparison_verdict(doc)
-        recommended = verdict.recommended.name if verdict.recommended else "toss-up"
         typer.echo(f"\n{doc.published_at:%Y-%m-%d %H:%M} UTC  {doc.title}  [{doc.slug}]")
         for tool in verdict.tools:
             typer.echo(
                 f"  {tool.name:<40} {tool.label.value:<5} {tool.ship_percent:>3}%  "
                 f"{tool.ship} ship / {tool.skip} skip  avg {tool.average_score}"
             )
-        typer.echo(f"  recommended: {recommended}")
+        typer.echo(f"  {verdict.headline}")

@@ -75,6 +75,13 @@ def test_import_twice_then_list_week_json(cli_env: Settings, comparisons_dir: Pa
     )
     assert (hub["verdict"], hub["ship_percent"], hub["ship"], hub["skip"]) == ("Ship", 100, 4, 0)
     assert haiku["average_score"] == 59.75 and {"slug", "name"} <= set(haiku)
+    assert (seed["pick"], seed["outcome"]) == ("hugging-face-inference-providers-hub", "pick")
+    # Deskpilot ranks first but every tool is a Skip: no pick.
+    desk = next(row for row in rows if row["slug"] == "deskpilot-vs-ticketsmith")
+    assert (desk["recommended"], desk["pick"], desk["outcome"]) == ("deskpilot", None, "all-skip")
+    text = runner.invoke(app, ["comparisons", "list", "--week", "2026-W47"]).stdout
+    assert "  The panel would skip both\n" in text
+    assert "  The panel's pick: Hugging Face Inference Providers Hub\n" in text
 
 
 def test_list_in_new_york_includes_the_sunday_evening_comparison(
