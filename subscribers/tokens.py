@@ -2,8 +2,10 @@
 
 A token is ``{subscriber_id}.{signature}`` (confirm tokens: ``{id}.{day}.{signature}``, where
 ``day`` is the UTC day of issue and makes them expire). A vote token signs everything a vote
-needs, ``{subscriber_id}.{edition_id}.{comparison_slug}.{tool_slug}.{s|k}.{day}.{signature}``
-(``VoteRef``): changing any part of it (another tool, the other choice) breaks the signature.
+needs, ``{subscriber_id}.{edition_id}.{comparison}.{tool}.{s|k}.{day}.{signature}``
+(``VoteRef``), where ``comparison`` is the card's position in the edition and ``tool`` the
+tool's position in the comparison (editions are frozen, so positions are stable and short):
+changing any part of it (another tool, the other choice) breaks the signature.
 The signature is HMAC-SHA256 under a key derived from the secret for each purpose, so a token
 made for one purpose is useless for another, and checking a token needs no database lookup.
 Rotating ``secret_key`` invalidates every link ever sent.
@@ -20,10 +22,9 @@ from __future__ import annotations
 import enum
 import hashlib
 import hmac
-import re
 import time
 from base64 import urlsafe_b64encode
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
@@ -33,8 +34,8 @@ if TYPE_CHECKING:
 SIGNATURE_LENGTH = 32  # base64url characters = 24 bytes = 192 bits of the HMAC-SHA256
 CONFIRM_MAX_AGE_DAYS = 7
 VOTE_MAX_AGE_DAYS = 120
-_VOTE_SIGNATURE_BYTES = 18  # 24 base64url characters, 144 bits
-_SLUG = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
+_VOTE_SIGNATURE_BYTES = 9  # 12 base64url characters, 72 bits: votes are rate-limited and cheap
+_VOTE_DAY_EPOCH = 20_454  # vote tokens count days from 2026-01-01 (shorter links)
 _CHOICE_CODES = {"ship": "s", "skip": "k"}
 _CHOICES = {code: choice for choice, code in _CHOICE_CODES.items()}
 _MAX_ID_DIGITS = 19  # beyond a 64-bit id: refuse before int() does any work
@@ -82,8 +83,8 @@ class VoteRef:
 
     subscriber_id: int
     edition_id: int
-    comparison_slug: str
-    tool_slug: str
+    comparison: int  # position of the comparison in the edition
+    tool: int  # position of the tool in the comparison
     choice: Choice
 
     def other(self) -> VoteRef:
@@ -91,8 +92,8 @@ class VoteRef:
         return VoteRef(
             self.subscriber_id,
             self.edition_id,
-            self.comparison_slug,
-            self.tool_slug,
+            self.comparison,
+            self.tool,
             "skip" if self.choice == "ship" else "ship",
         )
 
@@ -130,17 +131,34 @@ class TokenSigner:
         return urlsafe_b64encode(digest).decode("ascii")
 
     def make_vote(self, ref: VoteRef, *, day: int | None = None) -> str:
-        """The token of the vote link for ``ref`` (``day``: UTC day of issue, default today)."""
-        if min(ref.subscriber_id, ref.edition_id) < 0:
-            raise ValueError("ids are not negative")
-        slugs_ok = all(_SLUG.match(slug) for slug in (ref.comparison_slug, ref.tool_slug))
-        if not slugs_ok or ref.choice not in _CHOICE_CODES:
-            raise ValueError(f"not a votable tool and choice: {ref!r}")
+        """The token of the vote link for ``ref`` (``day``: UTC day of issue as days since
+        1970-01-01, default today)."""
+        if min(ref.subscriber_id, ref.edition_id, ref.comparison, ref.tool) < 0:
+            raise ValueError("ids and positions are not negative")
+        if ref.choice not in _CHOICE_CODES:
+            raise ValueError(f"not a choice: {ref.choice!r}")
         body = (
-            f"{ref.subscriber_id}.{ref.edition_id}.{ref.comparison_slug}.{ref.tool_slug}."
-            f"{_CHOICE_CODES[ref.choice]}.{_today() if day is None else day}"
+            f"{ref.subscriber_id}.{ref.edition_id}.{ref.comparison}.{ref.tool}."
+            f"{_CHOICE_CODES[ref.choice]}.{(_today() if day is None else day) - _VOTE_DAY_EPOCH}"
         )
         return f"{body}.{self._vote_signature(body)}"
+
+    def vote_tokens(
+        self, subscriber_id: int, edition_id: int, tools: Sequence[tuple[int, int]]
+    ) -> list[tuple[str, str]]:
+        """The (ship, skip) tokens of each (comparison, tool) position of ``tools`` for one
+        subscriber: the renderer's per-recipient path."""
+        if subscriber_id < 0 or edition_id < 0:
+            raise ValueError("ids are not negative")
+        day = _today() - _VOTE_DAY_EPOCH
+        head = f"{subscriber_id}.{edition_id}."
+        sign = self._vote_signature
+        tokens = []
+        for comparison, tool in tools:
+            ship = f"{head}{comparison}.{tool}.s.{day}"
+            skip = f"{head}{comparison}.{tool}.k.{day}"
+            tokens.append((f"{ship}.{sign(ship)}", f"{skip}.{sign(skip)}"))
+        return tokens
 
     def read_vote(self, token: str) -> VoteRef | None:
         """The vote ``token`` stands for, or None if it is forged, damaged, expired or not a
@@ -151,7 +169,7 @@ class TokenSigner:
             return None
 
     def _read_vote(self, token: str) -> VoteRef | None:
-        if not isinstance(token, str) or not token.isascii() or len(token) > 320:
+        if not isinstance(token, str) or not token.isascii() or len(token) > 120:
             return None
         parts = token.split(".")
         if len(parts) != 7:
@@ -159,17 +177,17 @@ class TokenSigner:
         subscriber, edition, comparison, tool, code, day, signature = parts
         if not (_is_number(subscriber, _MAX_ID_DIGITS) and _is_number(edition, _MAX_ID_DIGITS)):
             return None
-        if not (_SLUG.match(comparison) and _SLUG.match(tool)):
+        if not (_is_number(comparison, 4) and _is_number(tool, 2)):
             return None
         if code not in _CHOICES or not _is_number(day, 6):
             return None
         body = token[: -len(signature) - 1]
         if not hmac.compare_digest(self._vote_signature(body), signature):
             return None
-        if not 0 <= _today() - int(day) <= self.vote_max_age_days:
+        if not 0 <= _today() - _VOTE_DAY_EPOCH - int(day) <= self.vote_max_age_days:
             return None
         choice: Choice = "ship" if _CHOICES[code] == "ship" else "skip"
-        return VoteRef(int(subscriber), int(edition), comparison, tool, choice)
+        return VoteRef(int(subscriber), int(edition), int(comparison), int(tool), choice)
 
     def make(self, subscriber_id: int, purpose: Purpose) -> str:
         """A token for ``subscriber_id`` that only ``read(..., purpose)`` accepts."""

@@ -277,6 +277,48 @@ def remove_command(email: str = typer.Argument(..., help="The address.")) -> Non
     typer.echo(f"{shown}: removed{note}")
 
 
+@app.command("export-data")
+def export_data_command(
+    email: str = typer.Argument(..., help="The address."),
+    out: Path | None = typer.Option(None, "--out", help="Write the JSON here instead of stdout."),
+) -> None:
+    """Everything stored about an address, as JSON: subscriber row, audit trail, suppression,
+    ledger rows, provider events, votes."""
+    import orjson
+
+    from digest import privacy
+
+    with common.engine().connect() as connection:
+        data = privacy.export_data(connection, email)
+    text = orjson.dumps(data, option=orjson.OPT_INDENT_2).decode() + "\n"
+    if out is None:
+        sys.stdout.write(text)
+    else:
+        out.write_text(text, encoding="utf-8")
+        common.echo_err(f"{email}: personal data written to {out}")
+
+
+@app.command("erase")
+def erase_command(
+    email: str = typer.Argument(..., help="The address."),
+    yes: bool = typer.Option(False, "--yes", help="Do not ask for confirmation."),
+) -> None:
+    """Erase an address's personal data: its subscriber row, votes, provider events, and the
+    address in its ledger rows. The audit trail and the suppression entry stay."""
+    from digest import privacy
+    from digest.db import immediate_transaction
+
+    if not yes and not typer.confirm(f"Erase everything stored about {email}?"):
+        raise typer.Exit(1)
+    with immediate_transaction(common.engine()) as connection:
+        erased = privacy.erase(connection, email, actor=ACTOR)
+    typer.echo(
+        f"{erased.email}: erased (votes {erased.votes}, vote presses {erased.vote_presses}, "
+        f"provider events {erased.provider_events}, ledger rows {erased.ledger_rows}); "
+        "audit trail and suppression kept"
+    )
+
+
 @app.command("log")
 def log_command(
     email: str = typer.Argument(..., help="The address."),

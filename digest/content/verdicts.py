@@ -83,6 +83,14 @@ class CommunityVotes:
         percent = self.up_percent
         return None if percent is None else label_for(percent)
 
+    @property
+    def readers_line(self) -> str:
+        """``"Readers: Mixed — 60 % ship of 5 votes"`` for the email, "" without votes."""
+        if not self.total:
+            return ""
+        votes = "vote" if self.total == 1 else "votes"
+        return f"Readers: {self.verdict} \u2014 {self.up_percent} % ship of {self.total} {votes}"
+
 
 def community_verdict(imported: CommunityVotes | None, ship: int, skip: int) -> CommunityVotes:
     """A tool's community figure: the votes imported with the comparison plus the newsletter
@@ -281,6 +289,15 @@ def quote_excerpt(text: str, limit: int = QUOTE_LENGTH) -> str:
     if space >= limit * 2 // 3:
         cut = cut[:space]
     return cut.rstrip(" ,;:.-–—") + "…"
+
+
+QUESTION_LENGTH = 120
+
+
+def question_line(summary: str, limit: int = QUESTION_LENGTH) -> str:
+    """The card's one-line question: the summary's whole opening sentences up to ``limit``
+    characters (``"Which one should you ship with?"``); the full summary stays on the web."""
+    return quote_excerpt(summary, limit) if summary.strip() else ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -51,6 +51,7 @@ class Recipient:
     email: str
     name: str = ""
     first_name: str = ""
+    vote_links: bool = True  # the subscriber's choice; the site-wide switch is a setting
 
 
 def new_message_id(settings_or_domain: Settings | str) -> str:
@@ -172,15 +173,16 @@ class Personalized:
     html: str
     text: str
     unsubscribe_url: str
-    html_values: tuple[str, str, str]
-    text_values: tuple[str, str, str]
+    html_values: tuple[str, ...]
+    text_values: tuple[str, ...]
 
 
 def personalize(variant: CompiledVariant, recipient: Recipient) -> Personalized:
     """Fill ``variant``'s slots for ``recipient``: the per-recipient hot path.
 
-    Two HMACs and two string joins. Tokens are URL-safe (letters, digits, ``-_.``), so they
-    are appended to the pre-escaped link prefixes without escaping.
+    Two HMACs, two vote tokens per tool when the email has vote links (``VoteRows.fill``),
+    and two string joins. Tokens are URL-safe (letters, digits, ``-_.``), so they are appended
+    to the pre-escaped link prefixes without escaping.
     """
     context = variant.context
     make, subscriber_id = context.signer.make, recipient.subscriber_id
@@ -188,12 +190,23 @@ def personalize(variant: CompiledVariant, recipient: Recipient) -> Personalized:
     preferences_token = make(subscriber_id, Purpose.PREFERENCES)
     unsubscribe = context.unsubscribe_prefix + unsubscribe_token
     greeting, greeting_html = context.greeting(recipient.name, recipient.first_name)
-    html_values = (
+    html_values: tuple[str, ...] = (
         greeting_html,
         context.unsubscribe_prefix_html + unsubscribe_token,
         context.preferences_prefix_html + preferences_token,
     )
-    text_values = (greeting, unsubscribe, context.preferences_prefix + preferences_token)
+    text_values: tuple[str, ...] = (
+        greeting,
+        unsubscribe,
+        context.preferences_prefix + preferences_token,
+    )
+    votes = variant.votes
+    if votes is not None:
+        html_list, text_list = votes.values()
+        html_list[:3], text_list[:3] = html_values, text_values
+        if recipient.vote_links:
+            votes.fill(context.signer, subscriber_id, html_list, text_list)
+        html_values, text_values = tuple(html_list), tuple(text_list)
     return Personalized(
         variant.html.fill(html_values),
         variant.text.fill(text_values),

@@ -22,14 +22,15 @@ import jinja2
 
 from digest.config import Settings
 from digest.content.document import ComparisonDoc
+from digest.content.verdicts import CommunityVotes
 from digest.content.weeks import IsoWeek
 from digest.errors import InputError, NotFoundError
 from digest.message import OutgoingMessage
 from digest.render import archive, templates
-from digest.render.budget import KIB, SLOT_RESERVE, Fit, fit
+from digest.render.budget import KIB, SLOT_RESERVE, VOTE_SLOT_RESERVE, Fit, fit
 from digest.render.compose import MessageContext, Recipient, compose, new_message_id
 from digest.render.mjml import MjmlCompiler, check_inert, default_compiler, with_title
-from digest.render.slots import Slot, SlotTemplate, markers
+from digest.render.slots import VOTE_BASE, Slot, SlotTemplate, markers, vote_marker
 from digest.render.subject import (
     SubjectFields,
     check_settings,
@@ -39,6 +40,7 @@ from digest.render.subject import (
 from digest.render.text import render_text
 from digest.render.variants import category_choices, folded, key_of, select
 from digest.render.view import edition_view
+from digest.render.votes import VoteRows, build_vote_rows
 from subscribers.tokens import TokenSigner, signer_from_settings
 
 HTML_TEMPLATE = "email/digest.mjml.j2"
@@ -60,6 +62,7 @@ class CompiledVariant:
     mjml: str
     context: MessageContext = field(repr=False)
     fit: Fit | None = None  # what the size budget allowed (None: not measured)
+    votes: VoteRows | None = None  # the "Would you ship it?" rows (None: votes are off)
 
     def size_report(self) -> str:
         """``"HTML 41.2 KB of a 90 KB budget; all 6 comparisons as full cards"``."""
@@ -104,6 +107,9 @@ class EditionRenderer:
         *,
         week: IsoWeek,
         archive_url: str,
+        edition_id: int | None = None,
+        community: Mapping[tuple[str, str], CommunityVotes] | None = None,
+        recap: Sequence[ComparisonDoc] = (),
         signer: TokenSigner | None = None,
         environment: jinja2.Environment | None = None,
         compiler: MjmlCompiler | None = None,
@@ -115,6 +121,11 @@ class EditionRenderer:
         self.comparisons = tuple(comparisons)
         self.week = week
         self.archive_url = archive_url
+        # Vote links name the edition; a preview of an edition not created yet uses 0 (its
+        # links then lead to the "not valid" page, as no edition 0 exists).
+        self.edition_id = edition_id or 0
+        self.community = dict(community or {})
+        self.recap = tuple(recap)
         self.signer = signer or signer_from_settings(settings)
         self.environment = environment or templates.environment()
         self.compiler = compiler or default_compiler
@@ -174,6 +185,10 @@ class EditionRenderer:
                 environment=self.environment,
                 compiler=self.compiler,
                 context=self.context,
+                edition_id=self.edition_id,
+                positions={doc.slug: index for index, doc in enumerate(self.comparisons)},
+                community=self.community,
+                recap=self.recap,
             )
             self._variants[key] = variant
             self.compiles += 1
@@ -212,6 +227,10 @@ def compile_variant(
     environment: jinja2.Environment,
     compiler: MjmlCompiler,
     context: MessageContext,
+    edition_id: int = 0,
+    positions: Mapping[str, int] | None = None,
+    community: Mapping[tuple[str, str], CommunityVotes] | None = None,
+    recap: Sequence[ComparisonDoc] = (),
 ) -> CompiledVariant:
     """Jinja → MJML → HTML with slots, and the text part, for exactly ``comparisons``, within
     the size budget (see ``digest.render.budget``)."""
@@ -227,6 +246,9 @@ def compile_variant(
         base_url=settings.base_url,
         postal_address=settings.postal_address,
         slots=markers(),
+        vote_marker=vote_marker if settings.votes else None,
+        community=community,
+        recap=recap,
     )
     template = environment.get_template(HTML_TEMPLATE)
     built: dict[tuple[int, int], tuple[str, SlotTemplate]] = {}
@@ -240,20 +262,36 @@ def compile_variant(
 
     def measure(full: int, listed: int) -> int:
         slotted = build(full, listed)[1]
-        return slotted.size + SLOT_RESERVE * len(slotted.positions)
+        votes = sum(1 for _, index in slotted.positions if index >= VOTE_BASE)
+        fixed = len(slotted.positions) - votes
+        return slotted.size + SLOT_RESERVE * fixed + VOTE_SLOT_RESERVE * votes
 
     fitted = fit(len(comparisons), settings.email_size_budget_kb * KIB, measure)
     source, html = build(fitted.full, fitted.listed)
     check_inert("".join(chunk for chunk in html.chunks if chunk is not None))
     view = view.with_budget(fitted.full, fitted.listed)
+    text = SlotTemplate.parse(render_text(environment, view), required=tuple(Slot))
+    votes = None
+    if view.votes:
+        votes = build_vote_rows(
+            environment,
+            view,
+            ordinals=html.vote_ordinals,
+            positions=positions or {doc.slug: index for index, doc in enumerate(comparisons)},
+            edition_id=edition_id,
+            base_url=settings.base_url,
+        )
+        if text.vote_ordinals != html.vote_ordinals:
+            raise InputError("the text part and the HTML hold different vote links")
     return CompiledVariant(
         key=key,
         subject=subject,
         preheader=view.preheader,
         comparisons=tuple(comparisons),
         html=html,
-        text=SlotTemplate.parse(render_text(environment, view), required=tuple(Slot)),
+        text=text,
         mjml=source,
         context=context,
         fit=fitted,
+        votes=votes,
     )

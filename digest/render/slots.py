@@ -11,6 +11,11 @@ contexts all pass them through unchanged, and content cannot forge one: it would
 guess the nonce, which never appears in any output (every marker is replaced). ``parse``
 also refuses a part in which a slot is missing, so a template that lost a slot fails at
 compile time, not in a subscriber's inbox.
+
+Besides the fixed ``Slot`` values, a part may hold numbered *vote slots*, one per tool of the
+email (``vote_marker(n)``): each is filled with that tool's "Would you ship it?" links, or
+with nothing for a subscriber who turned them off. Vote slot ``n`` has the value index
+``VOTE_BASE + n``.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ class Slot(enum.IntEnum):
     PREFERENCES_URL = 2
 
 
+VOTE_BASE = len(Slot)
 _NONCE = secrets.token_hex(16)
 
 
@@ -50,9 +56,18 @@ def markers(nonce: str = _NONCE) -> SlotMarkers:
     )
 
 
+def vote_marker(ordinal: int, nonce: str = _NONCE) -> str:
+    """The marker of vote slot ``ordinal`` (the ``ordinal``-th tool of the email)."""
+    return f"x{nonce}xvote{ordinal}x"
+
+
 def _pattern(nonce: str) -> re.Pattern[str]:
     names = "|".join(slot.name.lower().replace("_", "") for slot in Slot)
-    return re.compile(f"x{re.escape(nonce)}x({names})x")
+    return re.compile(f"x{re.escape(nonce)}x({names}|vote[0-9]{{1,5}})x")
+
+
+def _index(name: str) -> int:
+    return VOTE_BASE + int(name[4:]) if name.startswith("vote") else int(_BY_NAME[name])
 
 
 _BY_NAME = {slot.name.lower().replace("_", ""): slot for slot in Slot}
@@ -81,18 +96,24 @@ class SlotTemplate(BodyTemplate):
                 if piece:
                     chunks.append(piece)
             else:
-                positions.append((len(chunks), int(_BY_NAME[piece])))
+                positions.append((len(chunks), _index(piece)))
                 chunks.append(None)
-        missing = set(required) - {Slot(slot) for _, slot in positions}
+        missing = set(required) - {Slot(slot) for _, slot in positions if slot < VOTE_BASE}
         if missing:
             names = ", ".join(sorted(slot.name.lower() for slot in missing))
             raise SlotError(f"the compiled template has no slot for: {names}")
         return cls(tuple(chunks), tuple(positions))
 
     def fill_named(self, values: Mapping[Slot, str]) -> str:
-        return self.fill([values[slot] for slot in Slot])
+        votes = [""] * (1 + max(self.vote_ordinals, default=-1))
+        return self.fill([*(values[slot] for slot in Slot), *votes])
 
     @property
     def slots(self) -> tuple[Slot, ...]:
-        """The slots in document order."""
-        return tuple(Slot(index) for _, index in self.positions)
+        """The fixed slots in document order."""
+        return tuple(Slot(index) for _, index in self.positions if index < VOTE_BASE)
+
+    @property
+    def vote_ordinals(self) -> tuple[int, ...]:
+        """The vote slots this part holds, in ascending order."""
+        return tuple(sorted({i - VOTE_BASE for _, i in self.positions if i >= VOTE_BASE}))

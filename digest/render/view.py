@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from urllib.parse import quote, urlsplit
 
 from digest.content.document import ComparisonDoc, ToolDoc
 from digest.content.verdicts import (
+    CommunityVotes,
     Label,
     ScoreBand,
     ToolVerdict,
@@ -25,6 +26,7 @@ from digest.content.verdicts import (
     outcome_tally,
     price_line,
     pull_quote,
+    question_line,
     score_band,
 )
 from digest.content.weeks import IsoWeek
@@ -95,6 +97,8 @@ class ToolView:
     community: str
     pick: bool
     scores: tuple[ScoreView, ...]
+    readers: str = ""  # the community figure, "" without votes
+    vote: str = ""  # the marker of this tool's "Would you ship it?" slot, "" without votes
 
     @property
     def split(self) -> str:
@@ -113,6 +117,16 @@ class ComparisonView:
     headline: str  # "The panel's pick: X", "Toss-up between X and Y", "The panel would skip both"
     pick: str | None
     quote: QuoteView | None
+
+
+@dataclass(frozen=True, slots=True)
+class RecapView:
+    """One comparison of the previous edition in the "What readers said" block: its title,
+    link, and each voted tool's community line."""
+
+    title: str
+    url: str
+    tools: tuple[tuple[str, str], ...]  # (tool name, "Readers: Ship — 80 % ship of 10 votes")
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +156,9 @@ class EditionView:
     slots: SlotMarkers
     folded: tuple[ComparisonView, ...] = ()
     unlisted: int = 0
+    # (comparison slug, tool position) of each vote slot, by ordinal (empty: no vote links).
+    votes: tuple[tuple[str, int], ...] = ()
+    recap: tuple[RecapView, ...] = ()  # what readers said of the previous edition
 
     @property
     def count(self) -> int:
@@ -196,7 +213,11 @@ def week_label(week: IsoWeek) -> str:
 
 
 def _tool_view(
-    comparison: ComparisonDoc, tool: ToolDoc, verdict: ToolVerdict, pick: bool
+    comparison: ComparisonDoc,
+    tool: ToolDoc,
+    verdict: ToolVerdict,
+    pick: bool,
+    readers: CommunityVotes | None,
 ) -> ToolView:
     scores = []
     for review in comparison.reviews_of(tool.slug):
@@ -221,11 +242,18 @@ def _tool_view(
         community=verdict.community.label,
         pick=pick,
         scores=tuple(scores),
+        readers=readers.readers_line if readers is not None else "",
     )
 
 
-def comparison_view(comparison: ComparisonDoc, fallback_url: str) -> ComparisonView:
-    """The view of one comparison; ``fallback_url`` replaces a URL that is not http(s)."""
+def comparison_view(
+    comparison: ComparisonDoc,
+    fallback_url: str,
+    community: Mapping[tuple[str, str], CommunityVotes] | None = None,
+) -> ComparisonView:
+    """The view of one comparison; ``fallback_url`` replaces a URL that is not http(s).
+    ``community`` holds the figures of the tools readers voted on (their readers line)."""
+    community = community or {}
     verdict = comparison_verdict(comparison)
     pick = verdict.pick
     tools = tuple(
@@ -234,6 +262,7 @@ def comparison_view(comparison: ComparisonDoc, fallback_url: str) -> ComparisonV
             tool,
             verdict.for_tool(tool.slug),
             pick is not None and tool.slug == pick.slug,
+            community.get((comparison.slug, tool.slug)),
         )
         for tool in comparison.tools
     )
@@ -241,7 +270,7 @@ def comparison_view(comparison: ComparisonDoc, fallback_url: str) -> ComparisonV
     return ComparisonView(
         slug=comparison.slug,
         title=comparison.title,
-        summary=comparison.summary,
+        summary=question_line(comparison.summary),
         url=safe_url(comparison.url) or fallback_url,
         tools=tools,
         outcome=verdict.outcome.value,
@@ -270,17 +299,49 @@ def edition_view(
     base_url: str,
     postal_address: str,
     slots: SlotMarkers,
+    vote_marker: Callable[[int], str] | None = None,
+    community: Mapping[tuple[str, str], CommunityVotes] | None = None,
+    recap: Sequence[ComparisonDoc] = (),
 ) -> EditionView:
-    """Everything the digest templates print, in the order given by ``comparisons``."""
+    """Everything the digest templates print, in the order given by ``comparisons``.
+
+    With ``vote_marker`` every tool gets a vote slot, numbered in card order. ``community``
+    holds the figures of the tools readers voted on; ``recap``, the previous edition's
+    comparisons to show them for."""
+    community = community or {}
+    views = tuple(comparison_view(doc, base_url, community) for doc in comparisons)
+    votes: list[tuple[str, int]] = []
+    if vote_marker is not None:
+        numbered = []
+        for view in views:
+            tools = []
+            for position, tool in enumerate(view.tools):
+                tools.append(replace(tool, vote=vote_marker(len(votes))))
+                votes.append((view.slug, position))
+            numbered.append(replace(view, tools=tuple(tools)))
+        views = tuple(numbered)
     return EditionView(
         site_name=site_name,
         week=str(week),
         week_label=week_label(week),
         subject=subject,
         preheader=preheader,
-        comparisons=tuple(comparison_view(doc, base_url) for doc in comparisons),
+        comparisons=views,
         archive_url=safe_url(archive_url) or base_url,
         base_url=base_url,
         postal_address=postal_address,
         slots=slots,
+        votes=tuple(votes),
+        recap=tuple(_recap_view(doc, base_url, community) for doc in recap),
     )
+
+
+def _recap_view(
+    doc: ComparisonDoc, fallback_url: str, community: Mapping[tuple[str, str], CommunityVotes]
+) -> RecapView:
+    lines = tuple(
+        (tool.name, community[doc.slug, tool.slug].readers_line)
+        for tool in doc.tools
+        if (doc.slug, tool.slug) in community
+    )
+    return RecapView(doc.title, safe_url(doc.url) or fallback_url, lines)

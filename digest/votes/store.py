@@ -1,11 +1,12 @@
 """Recording and counting reader votes: the only module that writes the vote tables.
 
-``check`` decides whether a vote link may be used (the subscriber exists, the edition carried
-the comparison, the comparison has the tool); ``record`` stores a press as the subscriber's
-current vote (an upsert on the unique key, so the last press counts and concurrent presses
-leave one row) plus an event. ``tallies`` and ``community`` count them; ``with_newsletter_votes``
-folds the newsletter's votes into the documents a renderer reads, so every card, archive page
-and vote page shows the same community figure (``content.verdicts.community_verdict``).
+Whether a vote link may be used is the edition's to say (``digest.editions.ballots``: the
+subscriber exists, the edition carried the comparison, the comparison has the tool).
+``record`` stores a press as the subscriber's current vote (an upsert on the unique key, so
+the last press counts and concurrent presses leave one row) plus an event. ``tallies`` and
+``community`` count them, and ``figures`` gives a renderer each voted tool's community figure,
+so every card, archive page and vote page shows the same number
+(``content.verdicts.community_verdict``).
 """
 
 from __future__ import annotations
@@ -22,20 +23,16 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
-from digest.content.document import Community, ComparisonDoc
+from digest.content.document import ComparisonDoc
 from digest.content.models import Comparison, Tool
 from digest.content.verdicts import CommunityVotes, community_verdict
-from digest.editions.models import EditionComparison
 from digest.votes.models import Vote, VoteEvent
-from subscribers.models import Subscriber
 from subscribers.tokens import VoteRef
 
 VOTE = cast(sa.Table, sa.inspect(Vote).local_table)
 EVENT = cast(sa.Table, sa.inspect(VoteEvent).local_table)
 COMPARISON = cast(sa.Table, sa.inspect(Comparison).local_table)
 TOOL = cast(sa.Table, sa.inspect(Tool).local_table)
-EDITION_COMPARISON = cast(sa.Table, sa.inspect(EditionComparison).local_table)
-SUBSCRIBER = cast(sa.Table, sa.inspect(Subscriber).local_table)
 
 USER_AGENT_CHARS = 200
 
@@ -46,7 +43,9 @@ class Ballot:
 
     ref: VoteRef
     comparison_id: int
+    comparison_slug: str
     comparison_title: str
+    tool_slug: str
     tool_name: str
 
 
@@ -84,33 +83,6 @@ def network_prefix(address: str | None) -> str:
     return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False))
 
 
-def check(connection: Connection, ref: VoteRef) -> Ballot | None:
-    """The ballot of ``ref``, or None when the link cannot be used: its subscriber is gone, or
-    its edition did not carry that comparison with that tool."""
-    if (
-        connection.execute(
-            sa.select(SUBSCRIBER.c.id).where(SUBSCRIBER.c.id == ref.subscriber_id)
-        ).first()
-        is None
-    ):
-        return None
-    row = connection.execute(
-        sa.select(COMPARISON.c.id, COMPARISON.c.title, EDITION_COMPARISON.c.snapshot)
-        .join(EDITION_COMPARISON, EDITION_COMPARISON.c.comparison_id == COMPARISON.c.id)
-        .where(
-            COMPARISON.c.slug == ref.comparison_slug,
-            EDITION_COMPARISON.c.edition_id == ref.edition_id,
-        )
-    ).first()
-    if row is None:
-        return None
-    snapshot: dict[str, Any] = row.snapshot
-    names = {tool["slug"]: tool["name"] for tool in snapshot.get("tools", ())}
-    if ref.tool_slug not in names:
-        return None
-    return Ballot(ref, int(row.id), str(row.title), str(names[ref.tool_slug]))
-
-
 def record(
     connection: Connection,
     ballot: Ballot,
@@ -125,7 +97,7 @@ def record(
     values = {
         "subscriber_id": ref.subscriber_id,
         "comparison_id": ballot.comparison_id,
-        "tool_slug": ref.tool_slug,
+        "tool_slug": ballot.tool_slug,
         "edition_id": ref.edition_id,
         "choice": ref.choice,
         "created_at": now,
@@ -147,7 +119,7 @@ def record(
         EVENT.insert().values(
             subscriber_id=ref.subscriber_id,
             comparison_id=ballot.comparison_id,
-            tool_slug=ref.tool_slug,
+            tool_slug=ballot.tool_slug,
             edition_id=ref.edition_id,
             choice=ref.choice,
             at=now,
@@ -163,7 +135,7 @@ def current_choice(connection: Connection, ballot: Ballot) -> str | None:
         sa.select(VOTE.c.choice).where(
             VOTE.c.subscriber_id == ballot.ref.subscriber_id,
             VOTE.c.comparison_id == ballot.comparison_id,
-            VOTE.c.tool_slug == ballot.ref.tool_slug,
+            VOTE.c.tool_slug == ballot.tool_slug,
         )
     ).scalar()
 
@@ -228,37 +200,31 @@ def comparison_id_of(connection: Connection, slug: str) -> int | None:
     return None if value is None else int(value)
 
 
-def with_newsletter_votes(
+def figures(
     connection: Connection, docs: Sequence[ComparisonDoc]
-) -> list[ComparisonDoc]:
-    """``docs`` with each tool's community votes raised by the newsletter's votes on it."""
+) -> dict[tuple[str, str], CommunityVotes]:
+    """The community figure of every tool of ``docs`` that newsletter readers voted on, by
+    (comparison slug, tool slug): the imported votes plus the newsletter's."""
     if not docs:
-        return []
-    ids = dict(
-        connection.execute(
+        return {}
+    ids = {
+        int(comparison_id): str(slug)
+        for slug, comparison_id in connection.execute(
             sa.select(COMPARISON.c.slug, COMPARISON.c.id).where(
                 COMPARISON.c.slug.in_([doc.slug for doc in docs])
             )
-        ).all()
-    )
-    counted = tallies(connection, ids.values())
-    result = []
-    for doc in docs:
-        comparison_id = ids.get(doc.slug)
-        tools = []
-        for tool in doc.tools:
-            tally = counted.get((comparison_id, tool.slug)) if comparison_id is not None else None
-            if tally is None:
-                tools.append(tool)
-                continue
-            imported = (
-                CommunityVotes(tool.community.up, tool.community.down) if tool.community else None
-            )
-            combined = community_verdict(imported, tally.ship, tally.skip)
-            tools.append(
-                tool.model_copy(update={"community": Community(up=combined.up, down=combined.down)})
-            )
-        result.append(doc.model_copy(update={"tools": tuple(tools)}))
+        )
+    }
+    imported = {
+        (doc.slug, tool.slug): CommunityVotes(tool.community.up, tool.community.down)
+        for doc in docs
+        for tool in doc.tools
+        if tool.community is not None
+    }
+    result = {}
+    for (comparison_id, tool_slug), tally in tallies(connection, ids).items():
+        key = (ids[comparison_id], tool_slug)
+        result[key] = community_verdict(imported.get(key), tally.ship, tally.skip)
     return result
 
 

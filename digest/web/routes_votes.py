@@ -30,6 +30,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from digest.db import utcnow
+from digest.editions.votes import ballot_for
 from digest.votes import store
 from digest.web.ratelimit import SlidingWindowLimiter, client_key
 from digest.web.routes_subscription import invalid_link
@@ -64,7 +65,7 @@ class VoteEndpoint(HTTPEndpoint):
         if ref is None or not svc.settings.votes:
             return invalid_link(request)
         with svc.engine.connect() as connection:
-            ballot = store.check(connection, ref)
+            ballot = ballot_for(connection, ref)
             earlier = store.current_choice(connection, ballot) if ballot else None
         if ballot is None:
             return invalid_link(request)
@@ -121,7 +122,7 @@ def _record(
     svc: WebServices, ref: VoteRef, network: str, user_agent: str
 ) -> tuple[store.Ballot, list[store.ToolCommunity]] | None:
     with svc.core_transaction() as connection:
-        ballot = store.check(connection, ref)
+        ballot = ballot_for(connection, ref)
         if ballot is None:
             return None
         store.record(connection, ballot, network=network, user_agent=user_agent, now=utcnow())

@@ -16,6 +16,7 @@ from votes_support import COMPARISON, Voting
 
 from digest.cli import app
 from digest.config import Settings, get_settings
+from digest.editions.votes import ballot_for
 from digest.votes import store
 
 runner = CliRunner()
@@ -34,7 +35,7 @@ def cli(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callabl
 def cast(engine: Engine, voting: Voting, subscriber_id: int, tool: str, choice: str) -> None:
     ref = voting.ref(tool, choice, subscriber_id=subscriber_id)
     with engine.begin() as connection:
-        ballot = store.check(connection, ref)
+        ballot = ballot_for(connection, ref)
         assert ballot is not None
         store.record(
             connection,

@@ -5,6 +5,7 @@ the newsletter's."""
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable
 
 import sqlalchemy as sa
@@ -13,7 +14,7 @@ from starlette.testclient import TestClient
 from votes_support import COMPARISON, SCANNER_AGENTS, Voting
 
 from digest.votes.models import Vote, VoteEvent
-from subscribers.tokens import Purpose, TokenSigner, VoteRef
+from subscribers.tokens import Purpose, TokenSigner
 
 
 def votes(engine: Engine) -> list[tuple[int, str, str]]:
@@ -92,10 +93,11 @@ def _tampered(signer: TokenSigner, voting: Voting) -> list[str]:
     body, _, signature = good.rpartition(".")
     parts = body.split(".")
     swapped_choice = ".".join([*parts[:4], "k", parts[5]]) + "." + signature
-    swapped_tool = ".".join([*parts[:3], "ticketsmith", *parts[4:]]) + "." + signature
+    swapped_tool = ".".join([*parts[:3], "1", *parts[4:]]) + "." + signature
     other_subscriber = ".".join(["999", *parts[1:]]) + "." + signature
-    expired = signer.make_vote(voting.ref(), day=int(parts[5]) - 400)
-    future = signer.make_vote(voting.ref(), day=int(parts[5]) + 2)
+    today = int(time.time() // 86_400)
+    expired = signer.make_vote(voting.ref(), day=today - 400)
+    future = signer.make_vote(voting.ref(), day=today + 2)
     return [
         good[:-1],
         good[:-5],
@@ -127,10 +129,8 @@ def test_links_that_name_what_their_edition_did_not_carry_are_refused(
     client: TestClient, voting: Voting, engine: Engine
 ) -> None:
     signer = voting.signer
-    not_in_edition = VoteRef(
-        voting.subscriber_id, voting.edition_id, "another-one", "deskpilot", "ship"
-    )
-    no_such_tool = VoteRef(voting.subscriber_id, voting.edition_id, COMPARISON, "nope", "ship")
+    not_in_edition = voting.ref(comparison=1)
+    no_such_tool = voting.ref(tool=2)
     other_edition = voting.ref(edition_id=voting.edition_id + 100)
     erased = voting.ref(subscriber_id=voting.subscriber_id + 100)
     for ref in (not_in_edition, no_such_tool, other_edition, erased):

@@ -9,6 +9,7 @@ from subscribers.tokens import TokenSigner, VoteRef
 
 SITE = "https://verdicts.example.com"
 COMPARISON = "deskpilot-vs-ticketsmith"
+TOOLS = {"deskpilot": 0, "ticketsmith": 1}  # positions in the comparison
 
 
 @dataclass(frozen=True)
@@ -19,11 +20,12 @@ class Voting:
     signer: TokenSigner
 
     def ref(self, tool: str = "deskpilot", choice: str = "ship", **other: int) -> VoteRef:
+        """The vote on ``tool`` of the edition's only comparison (positions as frozen)."""
         return VoteRef(
             other.get("subscriber_id", self.subscriber_id),
             other.get("edition_id", self.edition_id),
-            COMPARISON,
-            tool,
+            other.get("comparison", 0),
+            other.get("tool", TOOLS.get(tool, 0)),
             "ship" if choice == "ship" else "skip",
         )
 

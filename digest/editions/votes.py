@@ -1,0 +1,108 @@
+"""What an edition says about reader votes: which tool a vote link names (the edition froze its
+comparisons in order, and a link carries positions), and which community figures a rendering
+of the edition shows.
+
+``ballot_for`` turns a vote link into the tool it names, or None when the link cannot be used
+(its subscriber is gone, or its edition has no such comparison or tool). ``reader_figures``
+gives a renderer the community figure of each tool readers voted on, for the edition's own
+cards and for the recap of the newsletter's previous edition ("What readers said").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from digest.content.document import ComparisonDoc
+from digest.content.models import Comparison
+from digest.content.verdicts import CommunityVotes
+from digest.editions.models import Edition, EditionComparison, EditionStatus
+from digest.votes import store
+from digest.votes.store import Ballot
+from subscribers.models import Subscriber
+from subscribers.tokens import VoteRef
+
+COMPARISON = cast(sa.Table, sa.inspect(Comparison).local_table)
+EDITION = cast(sa.Table, sa.inspect(Edition).local_table)
+EDITION_COMPARISON = cast(sa.Table, sa.inspect(EditionComparison).local_table)
+SUBSCRIBER = cast(sa.Table, sa.inspect(Subscriber).local_table)
+PUBLISHED = (str(EditionStatus.SENDING), str(EditionStatus.SENT))
+
+
+@dataclass(frozen=True, slots=True)
+class ReaderFigures:
+    """The community figures a rendering shows: ``community`` by (comparison slug, tool slug)
+    for every voted tool, and ``recap``, the previous edition's comparisons readers voted on."""
+
+    community: dict[tuple[str, str], CommunityVotes] = field(default_factory=dict)
+    recap: tuple[ComparisonDoc, ...] = ()
+
+
+def ballot_for(connection: Connection, ref: VoteRef) -> Ballot | None:
+    """The tool ``ref`` names, or None when the link cannot be used."""
+    subscriber = connection.execute(
+        sa.select(SUBSCRIBER.c.id).where(SUBSCRIBER.c.id == ref.subscriber_id)
+    ).first()
+    if subscriber is None:
+        return None
+    row = connection.execute(
+        sa.select(COMPARISON.c.id, COMPARISON.c.slug, EDITION_COMPARISON.c.snapshot)
+        .join(EDITION_COMPARISON, EDITION_COMPARISON.c.comparison_id == COMPARISON.c.id)
+        .where(
+            EDITION_COMPARISON.c.edition_id == ref.edition_id,
+            EDITION_COMPARISON.c.position == ref.comparison,
+        )
+    ).first()
+    if row is None:
+        return None
+    snapshot: dict[str, Any] = row.snapshot
+    tools = snapshot.get("tools", ())
+    if ref.tool >= len(tools):
+        return None
+    tool = tools[ref.tool]
+    return Ballot(
+        ref,
+        comparison_id=int(row.id),
+        comparison_slug=str(row.slug),
+        comparison_title=str(snapshot.get("title", "")),
+        tool_slug=str(tool["slug"]),
+        tool_name=str(tool["name"]),
+    )
+
+
+def reader_figures(
+    connection: Connection, newsletter: str, week: str, docs: Sequence[ComparisonDoc]
+) -> ReaderFigures:
+    """The figures of a rendering of ``week``'s edition carrying ``docs``: its own voted tools,
+    and the comparisons of the newsletter's latest earlier published edition that readers
+    voted on (in that edition's order)."""
+    previous = connection.execute(
+        sa.select(EDITION.c.id)
+        .where(
+            EDITION.c.newsletter == newsletter,
+            EDITION.c.week < week,
+            EDITION.c.status.in_(PUBLISHED),
+        )
+        .order_by(EDITION.c.week.desc(), EDITION.c.id.desc())
+        .limit(1)
+    ).scalar()
+    earlier: list[ComparisonDoc] = []
+    if previous is not None:
+        earlier = [
+            ComparisonDoc.model_validate(snapshot)
+            for (snapshot,) in connection.execute(
+                sa.select(EDITION_COMPARISON.c.snapshot)
+                .where(EDITION_COMPARISON.c.edition_id == previous)
+                .order_by(EDITION_COMPARISON.c.position)
+            )
+        ]
+    community = store.figures(connection, [*docs, *earlier])
+    voted = {comparison for comparison, _tool in community}
+    return ReaderFigures(
+        community=community,
+        recap=tuple(doc for doc in earlier if doc.slug in voted),
+    )
