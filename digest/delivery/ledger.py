@@ -96,6 +96,7 @@ class ClaimedRow:
     message_id: str
     attempts: int
     first_name: str = ""  # the greeting's name when the subscriber gave one
+    vote_links: bool = True  # the subscriber's choice of "Would you ship it?" links
 
 
 @dataclass(frozen=True, slots=True)
@@ -356,6 +357,7 @@ def _mailable_rows(session: Session, edition_id: int, worker: str) -> list[Claim
                 mailable.c.email,
                 mailable.c.name,
                 mailable.c.first_name,
+                mailable.c.vote_links,
             )
             .join(mailable, mailable.c.id == DELIVERY.c.subscriber_id)
             .where(_held_by(edition_id, worker))
@@ -363,13 +365,32 @@ def _mailable_rows(session: Session, edition_id: int, worker: str) -> list[Claim
         )
         .all()
     )
-    claimed: list[ClaimedRow] = []
-    for row_id, subscriber_id, _ledger, variant, message_id, attempts, email, name, first in rows:
-        claimed.append(
-            ClaimedRow(
-                row_id, edition_id, subscriber_id, email, name, variant, message_id, attempts, first
-            )
+    claimed = [
+        ClaimedRow(
+            row_id,
+            edition_id,
+            subscriber_id,
+            email,
+            name,
+            variant,
+            message_id,
+            attempts,
+            first_name=first,
+            vote_links=votes,
         )
+        for (
+            row_id,
+            subscriber_id,
+            _ledger,
+            variant,
+            message_id,
+            attempts,
+            email,
+            name,
+            first,
+            votes,
+        ) in rows
+    ]
     moved = [{"b_id": row[0], "b_email": row[6]} for row in rows if row[6] != row[2]]
     if moved:
         # The subscriber changed address since the ledger was built: mail the current one.
@@ -784,6 +805,25 @@ def record_provider_status(
         .where(DELIVERY.c.id == delivery_id)
         .values(provider_status=status[:32], updated_at=now or utcnow())
     )
+
+
+def forget_recipient(
+    connection: sa.Connection, subscriber_id: int, addresses: Iterable[str]
+) -> int:
+    """Erasure: take a subscriber's address out of their ledger rows (``addresses``: what the
+    rows may hold); states and counts stay. The rows leave the subscriber when its row is
+    deleted (``ON DELETE SET NULL``). How many rows changed."""
+    changed = connection.execute(
+        sa.update(DELIVERY)
+        .where(
+            sa.or_(
+                DELIVERY.c.subscriber_id == subscriber_id,
+                DELIVERY.c.email.in_(list(addresses)),
+            )
+        )
+        .values(email="", updated_at=utcnow())
+    ).rowcount
+    return int(changed or 0)
 
 
 def edition_counts(engine: Engine, edition_id: int) -> dict[str, int]:

@@ -40,6 +40,7 @@ from digest.editions.service import (
     open_edition,
     too_few_reason,
 )
+from digest.editions.votes import ReaderFigures, reader_figures
 from digest.errors import NotFoundError
 from digest.message import OutgoingMessage
 from digest.render.archive import archive_url
@@ -72,14 +73,22 @@ def renderer_for(
     comparisons: Sequence[ComparisonDoc],
     *,
     signer: TokenSigner | None = None,
+    edition_id: int | None = None,
+    figures: ReaderFigures | None = None,
 ) -> EditionRenderer:
+    """The renderer of ``week``'s edition: its vote links name ``edition_id``, and its cards
+    show the community ``figures`` (``digest.editions.votes.reader_figures``)."""
     week = week if isinstance(week, IsoWeek) else IsoWeek.parse(week)
+    figures = figures or ReaderFigures()
     return EditionRenderer(
         settings,
         comparisons,
         week=week,
         archive_url=archive_url(settings, str(week)),
         signer=signer,
+        edition_id=edition_id,
+        community=figures.community,
+        recap=figures.recap,
     )
 
 
@@ -129,6 +138,9 @@ def message_factories(
         with session_scope(engine) as session:
             edition = get_edition(session, edition_id)
             documents = edition_documents(session, edition_id)
+            figures = reader_figures(
+                session.connection(), settings.newsletter, edition.week, documents
+            )
             keys = [
                 str(row[0])
                 for row in session.connection().execute(
@@ -137,7 +149,14 @@ def message_factories(
                     .distinct()
                 )
             ]
-        renderer = renderer_for(settings, edition.week, documents, signer=signer)
+        renderer = renderer_for(
+            settings,
+            edition.week,
+            documents,
+            signer=signer,
+            edition_id=edition_id,
+            figures=figures,
+        )
         variants: dict[str, CompiledVariant] = {key: renderer.variant_by_key(key) for key in keys}
 
         def build(row: ClaimedRow) -> OutgoingMessage:
@@ -145,7 +164,13 @@ def message_factories(
             # The Message-ID doubles as the idempotency key: a provider that deduplicates
             # turns the resend of an ``unknown`` row into a no-op.
             return variant.message_for(
-                Recipient(row.subscriber_id, row.email, row.name, row.first_name),
+                Recipient(
+                    row.subscriber_id,
+                    row.email,
+                    row.name,
+                    row.first_name,
+                    vote_links=row.vote_links,
+                ),
                 message_id=row.message_id,
                 idempotency_key=row.message_id,
             )

@@ -24,6 +24,7 @@ from digest.config import Settings
 from digest.content.weeks import IsoWeek
 from digest.db import is_sqlite
 from digest.editions.service import week_comparisons
+from digest.editions.votes import reader_figures
 from digest.errors import NotFoundError
 from digest.message import OutgoingMessage
 from digest.render.archive import archive_url
@@ -94,6 +95,7 @@ def build_preview(
     with read_only_session(engine) as session:
         edition, comparisons = week_comparisons(session, settings, week)
         edition_id = edition.id if edition is not None else None
+        figures = reader_figures(session.connection(), settings.newsletter, str(week), comparisons)
         if edition is not None:
             notes.append(
                 f"rendered from edition {edition_id} of {week} ({edition.status}): "
@@ -106,7 +108,11 @@ def build_preview(
             if subscriber.id is None:  # pragma: no cover - a stored row always has an id
                 raise NotFoundError(f"subscriber {email!r} has no id")
             recipient = Recipient(
-                subscriber.id, subscriber.email, subscriber.name, subscriber.first_name
+                subscriber.id,
+                subscriber.email,
+                subscriber.name,
+                subscriber.first_name,
+                vote_links=subscriber.vote_links,
             )
             categories = tuple(subscriber.categories)
             if subscriber.status != Status.ACTIVE or subscriber.paused:
@@ -118,6 +124,9 @@ def build_preview(
         comparisons,
         week=week,
         archive_url=url,
+        edition_id=edition_id,
+        community=figures.community,
+        recap=figures.recap,
         environment=environment,
         compiler=compiler,
     )

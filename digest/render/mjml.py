@@ -4,11 +4,13 @@ Compiling is the expensive step of rendering (hundreds of milliseconds for an ed
 result is cached by the SHA-256 of the source: the same edition and content variant compiles
 once per process however many renderers or previews ask for it.
 
-The HTML is post-processed in three safe ways: indentation at line starts is dropped (HTML
+The HTML is post-processed in four safe ways: indentation at line starts is dropped (HTML
 collapses it to the newline's single space anyway, and the bytes count against Gmail's
-102 KB clipping limit), the ``color-scheme`` and ``supported-color-schemes`` meta tags are
-added after the viewport (the MJML port has no ``mj-raw`` in ``mj-head``), and every non-ASCII
-character becomes a numeric character reference.
+102 KB clipping limit), the CSS of ``<style>`` elements loses the spaces that mean nothing
+(around braces, colons, semicolons, commas and child combinators), the ``color-scheme``
+and ``supported-color-schemes`` meta tags are added after the viewport (the MJML port has no
+``mj-raw`` in ``mj-head``), and every non-ASCII character becomes a numeric character
+reference.
 An ASCII document is copied per recipient with one byte per character and goes on the wire
 as 7-bit text.
 """
@@ -35,6 +37,10 @@ COLOR_SCHEME_META = (
 _VIEWPORT = re.compile(r'<meta name="viewport"[^>]*>')
 _INDENT = re.compile(r"\n[ \t]*(?:\n[ \t]*)*")
 _EMPTY_TITLE = re.compile(r"<title>\s*</title>")
+_STYLE = re.compile(r"(<style[^>]*>)(.*?)(</style>)", re.DOTALL)
+_CSS_RUNS = re.compile(r"\s+")
+# Not before ":" (``a :hover`` and ``a:hover`` differ) nor around "." "[" "#" (combinators).
+_CSS_PADDING = re.compile(r"\s*([{};,>])\s*|(:)\s+")
 _ACTIVE_TAGS = frozenset({"script", "iframe", "object", "embed", "form", "input", "base"})
 
 
@@ -85,8 +91,16 @@ def compile_uncached(source: str) -> str:
     if result.errors:
         raise MjmlError("MJML compile failed: " + "; ".join(map(str, result.errors)))
     html = _INDENT.sub("\n", result.html).strip() + "\n"
+    html = _STYLE.sub(lambda match: match[1] + minify_css(match[2]) + match[3], html)
     html = _VIEWPORT.sub(lambda match: match[0] + COLOR_SCHEME_META, html, count=1)
     return html.encode("ascii", "xmlcharrefreplace").decode("ascii")
+
+
+def minify_css(css: str) -> str:
+    """``css`` without the whitespace that carries no meaning, and without a last ``;``."""
+    css = _CSS_RUNS.sub(" ", css)
+    css = _CSS_PADDING.sub(lambda match: match[1] or match[2], css)
+    return css.replace(";}", "}").strip()
 
 
 def with_title(html: str, title: str) -> str:

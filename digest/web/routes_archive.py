@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 from collections import OrderedDict
+from collections.abc import Callable
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
@@ -27,10 +29,12 @@ from digest.delivery.models import Delivery, DeliveryState
 from digest.delivery.prepare import renderer_for
 from digest.editions.models import Edition, EditionStatus
 from digest.editions.service import edition_documents
+from digest.editions.votes import reader_figures
 from digest.web.services import error_page, render, services
 
 PUBLISHED = (EditionStatus.SENDING, EditionStatus.SENT)
 ID_RE = re.compile(r"[0-9]{1,11}")
+ARCHIVE_TTL_SECONDS = 60.0
 WEEK_RE = re.compile(r"[0-9]{4}-W[0-9]{2}")
 
 
@@ -49,23 +53,35 @@ def _public() -> sa.ColumnElement[bool]:
 
 
 class ArchiveCache:
-    """Rendered archive pages by edition id, least recently used evicted first."""
+    """Rendered archive pages by edition id, least recently used evicted first. A page is kept
+    for ``ttl`` seconds: the edition is frozen, but the readers' figures on it move."""
 
-    def __init__(self, size: int = 32) -> None:
+    def __init__(
+        self,
+        size: int = 32,
+        ttl: float = ARCHIVE_TTL_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._size = size
-        self._pages: OrderedDict[int, str] = OrderedDict()
+        self._ttl = ttl
+        self._clock = clock
+        self._pages: OrderedDict[int, tuple[float, str]] = OrderedDict()
         self._lock = threading.Lock()
 
     def get(self, edition_id: int) -> str | None:
         with self._lock:
-            page = self._pages.get(edition_id)
-            if page is not None:
-                self._pages.move_to_end(edition_id)
-            return page
+            found = self._pages.get(edition_id)
+            if found is None:
+                return None
+            if self._clock() - found[0] > self._ttl:
+                del self._pages[edition_id]
+                return None
+            self._pages.move_to_end(edition_id)
+            return found[1]
 
     def put(self, edition_id: int, page: str) -> None:
         with self._lock:
-            self._pages[edition_id] = page
+            self._pages[edition_id] = (self._clock(), page)
             self._pages.move_to_end(edition_id)
             while len(self._pages) > self._size:
                 self._pages.popitem(last=False)
@@ -110,7 +126,13 @@ def edition_page(request: Request) -> Response:
         page = cache.get(edition.id)
         if page is None:
             documents = edition_documents(session, edition.id)
-            page = renderer_for(shared.settings, edition.week, documents).archive_html()
+            figures = reader_figures(
+                session.connection(), shared.settings.newsletter, edition.week, documents
+            )
+            renderer = renderer_for(
+                shared.settings, edition.week, documents, edition_id=edition.id, figures=figures
+            )
+            page = renderer.archive_html()
             cache.put(edition.id, page)
     return HTMLResponse(page)
 

@@ -108,7 +108,7 @@ def test_w47_email_light_and_dark_at_three_widths(
             assert page.locator("h1").count() == 1
             if width == 375:
                 height = page.evaluate("document.documentElement.scrollHeight")
-                print("HEIGHT", height)
+                assert height <= MAX_PHONE_HEIGHT, f"{height}px tall at 375px ({scheme})"
             backgrounds[scheme] = page.evaluate(
                 "getComputedStyle(document.querySelector('table.cd')).backgroundColor"
             )

@@ -85,7 +85,8 @@ def test_seed_values_appear_in_html_and_text(
         r"★ The panel's pick: Hugging Face Inference Providers Hub "
         r"Claude Haiku Open Weights Developer Tools · Free \(research/non-commercial license "
         r"only\) Mixed — 2 of 4 reviewers · avg 60/100 Builder 74 Skeptic 52 Futurist 68 "
-        r"Founder 45 Hugging Face Inference Providers Hub Developer Tools .*"
+        r"Founder 45 Would you ship it\? Ship · Skip "
+        r"Hugging Face Inference Providers Hub Developer Tools .*"
         r"Ship — 4 of 4 reviewers · avg 79/100 Builder 82",
         card,
     ), card

@@ -130,7 +130,7 @@ def test_links_that_name_what_their_edition_did_not_carry_are_refused(
 ) -> None:
     signer = voting.signer
     not_in_edition = voting.ref(comparison=1)
-    no_such_tool = voting.ref(tool=2)
+    no_such_tool = voting.ref(tool_position=2)
     other_edition = voting.ref(edition_id=voting.edition_id + 100)
     erased = voting.ref(subscriber_id=voting.subscriber_id + 100)
     for ref in (not_in_edition, no_such_tool, other_edition, erased):

@@ -25,7 +25,7 @@ class Voting:
             other.get("subscriber_id", self.subscriber_id),
             other.get("edition_id", self.edition_id),
             other.get("comparison", 0),
-            other.get("tool", TOOLS.get(tool, 0)),
+            other.get("tool_position", TOOLS.get(tool, 0)),
             "ship" if choice == "ship" else "skip",
         )
 
