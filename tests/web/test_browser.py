@@ -113,7 +113,7 @@ def test_subscription_journey_on_a_phone(
             page.goto(f"{base_url}/subscribe")
             assert page.title().startswith("Subscribe")
             page.get_by_label("Email address").fill("reader@example.com")
-            page.get_by_label("Name").fill("Rea Der")
+            page.get_by_label("Name (optional)", exact=True).fill("Rea Der")
             page.get_by_label("Developer Tools").check()
             shot("01-subscribe")
             page.get_by_role("button", name="Subscribe").click()
