@@ -76,3 +76,43 @@ def test_real_server(
     assert load(subscriber_id).status == Status.UNSUBSCRIBED
     [entry] = _unsubscribes(audit_of(subscriber_id))
     assert entry.cause == Cause.ONE_CLICK
+
+
+def _wait_for(condition: Callable[[], bool], seconds: float = 30) -> None:
+    import time
+
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def test_fifty_signups_four_at_a_time_are_each_sent_and_recorded_once(
+    settings: Settings,
+    engine: Engine,
+    live_server: Callable[[Callable[[str], Starlette]], str],
+) -> None:
+    """Through the served app: every sign-up's confirmation is sent and recorded, and signing
+    up again at once sends nothing more (the ten-minute limit holds)."""
+    from sqlmodel import Session, select
+
+    backend = MemoryBackend()
+    relaxed = settings.model_copy(update={"subscribe_rate_per_minute": 10_000})
+    base_url = live_server(lambda _url: create_app(relaxed, backend=backend, engine=engine))
+    emails = [f"reader{n}@example.com" for n in range(50)]
+
+    def sign_up(email: str) -> int:
+        with httpx.Client(base_url=base_url, timeout=30) as client:
+            return client.post("/subscribe", data={"email": email}).status_code
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        assert set(pool.map(sign_up, emails)) == {200}
+    _wait_for(lambda: len(backend.sent) >= 50)
+    with Session(engine) as session:
+        recorded = session.exec(select(Subscriber.confirmation_sent_at)).all()
+    assert len(recorded) == 50 and all(value is not None for value in recorded)
+    assert sorted(message.to for message in backend.sent) == sorted(emails)
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        assert set(pool.map(sign_up, emails)) == {200}
+    _wait_for(lambda: False, seconds=1.0)  # room for any (wrong) second email to leave
+    assert len(backend.sent) == 50
