@@ -109,6 +109,8 @@ def send_command(
         typer.echo(f"test copy of {selected} sent to {to.strip()} ({result.message_id})")
         return
 
+    if not sys.stderr.isatty():  # a long job (cron, a unit): its progress goes to the log
+        common.service_logging(settings)
     stop = threading.Event()
     with _stop_on_signals(stop) as received, _progress() as on_progress:
         report = run_edition(
@@ -241,9 +243,10 @@ def _waiting_line() -> Callable[[int, Any], None]:
 
 
 @contextmanager
-def _stop_on_signals(stop: threading.Event) -> Iterator[list[int]]:
+def _stop_on_signals(stop: threading.Event, *, service: bool = False) -> Iterator[list[int]]:
     """SIGINT/SIGTERM set ``stop`` (the engine finishes or releases its batches); a second
-    one interrupts at once. Yields the list the received signal numbers go to."""
+    one interrupts at once. Yields the list the received signal numbers go to. A service
+    (the worker) says so in its log; a command, on the terminal."""
     received: list[int] = []
     if threading.current_thread() is not threading.main_thread():
         yield received
@@ -254,9 +257,13 @@ def _stop_on_signals(stop: threading.Event) -> Iterator[list[int]]:
         if stop.is_set():
             raise KeyboardInterrupt
         stop.set()
-        common.echo_err(
-            f"\n{signal.Signals(signum).name}: finishing the current batch (again to abort)"
-        )
+        name = signal.Signals(signum).name
+        if service:
+            from digest.logs import log_event
+
+            log_event(log, "stop_requested", signal=name, then="finishing the current batch")
+            return
+        common.echo_err(f"\n{name}: finishing the current batch (again to abort)")
 
     previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
@@ -294,6 +301,8 @@ def _progress() -> Iterator[Callable[[SendStats], None]]:
             yield update
         return
 
+    from digest.logs import log_event
+
     last = [0.0]
 
     def log_line(stats: SendStats) -> None:
@@ -303,7 +312,7 @@ def _progress() -> Iterator[Callable[[SendStats], None]]:
         last[0] = now
         counts = stats.as_dict()
         rate = counts["sent"] / max(now - started, 1e-9)
-        common.echo_err(f"progress {_counts_line(counts)} rate={rate:.1f}/s")
+        log_event(log, "send_progress", rate=round(rate, 1), **dict[str, Any](counts))
 
     yield log_line
 
@@ -460,7 +469,7 @@ def worker_command(
     engine = common.engine(settings)
     common.service_logging(settings)
     stop = threading.Event()
-    with _stop_on_signals(stop):
+    with _stop_on_signals(stop, service=True):
         report = run_worker(
             engine,
             settings,

@@ -168,3 +168,44 @@ def test_serve_logs_uvicorn_lines_in_the_format(tmp_path: Path, log_format: str)
         "200",
     )
     assert any("Application startup complete" in f.get("msg", "") for f in parsed)
+
+
+def test_the_worker_stopping_logs_in_the_format(tmp_path: Path) -> None:
+    """`digest worker` under SIGTERM: its lines, the stop included, are log lines."""
+    url = f"sqlite:///{tmp_path / 'digest.db'}"
+    upgrade(url)
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "DIGEST_DATABASE_URL": url,
+        "DIGEST_ENVIRONMENT": "test",
+        "DIGEST_SECRET_KEY": SECRET,
+        "DIGEST_EMAIL_BACKEND": "memory",
+        "DIGEST_LOG_FORMAT": "json",
+    }
+    heartbeat = tmp_path / "alive"
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "digest",
+            "worker",
+            "--poll",
+            "0.2",
+            "--heartbeat-file",
+            str(heartbeat),
+        ],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while not heartbeat.exists():  # the worker is in its loop
+        assert process.poll() is None and time.monotonic() < deadline
+        time.sleep(0.1)
+    process.send_signal(signal.SIGTERM)
+    _out, err = process.communicate(timeout=60)
+    assert process.returncode == 0, err
+    parsed = [parse(line, "json") for line in err.splitlines()]
+    assert [f["signal"] for f in parsed if f.get("event") == "stop_requested"] == ["SIGTERM"]
