@@ -10,12 +10,14 @@ gives one line and exit 69.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+import typer.main
 
+from digest.cli import app
 from digest.db import create_engine, head_revision, upgrade
 
 RunCli = Callable[..., tuple[int, str, str]]  # the ``run_cli`` fixture (tests/core/conftest.py)
@@ -33,7 +35,13 @@ COMMANDS = [
     ["send", "--week", "2026-W47", "--dry-run"],
     ["comparisons", "import", "does-not-matter.json"],
     ["subscribers", "add", "ada@example.com", "--confirmed"],
+    ["subscribers", "export-data", "ada@example.com"],
+    ["votes", "export"],
     ["subscribers", "unsubscribe", "ada@example.com"],
+    ["subscribers", "remove", "ada@example.com"],
+    ["subscribers", "erase", "ada@example.com", "--yes"],
+    ["subscribers", "import", "people.csv"],
+    ["subscribers", "unsuppress", "ada@example.com"],
     ["send", "--week", "2026-W47"],
     ["resend", "--edition", "1", "--failed-only"],
     ["cancel", "--edition", "1"],
@@ -43,6 +51,38 @@ COMMANDS = [
     ["resume"],
     ["serve"],
 ]
+
+
+# Commands that do not open the database, or that create it.
+WITHOUT_DATABASE = {
+    ("config", "show"),
+    ("config", "new-secret"),
+    ("db", "upgrade"),
+    ("db", "current"),
+}
+
+
+def _leaf_commands(
+    group: typer.main.TyperGroup, path: tuple[str, ...] = ()
+) -> Iterator[tuple[str, ...]]:
+    for name, command in group.commands.items():
+        if isinstance(command, typer.main.TyperGroup):
+            yield from _leaf_commands(command, (*path, name))
+        else:
+            yield (*path, name)
+
+
+def test_every_command_is_checked_here() -> None:
+    """A new command is added to COMMANDS (or to WITHOUT_DATABASE) so this file covers it."""
+    root = typer.main.get_command(app)
+    assert isinstance(root, typer.main.TyperGroup)
+    covered = {tuple(args[:depth]) for args in COMMANDS for depth in (1, 2)}
+    missing = [
+        " ".join(leaf)
+        for leaf in _leaf_commands(root)
+        if leaf not in covered and leaf not in WITHOUT_DATABASE
+    ]
+    assert missing == []
 
 
 @pytest.mark.parametrize("args", COMMANDS, ids=" ".join)
