@@ -23,7 +23,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from digest.errors import ConfigError
 from digest.secret_key import DEFAULT_SECRET, is_placeholder, require_signing_key, weakness
-from digest.timezones import check_zone
+from digest.timezones import check_zone, parse_send_time, parse_weekday
 
 EmailBackendName = Literal[
     "outbox", "memory", "postmark", "sendgrid", "mailgun", "resend", "ses", "smtp"
@@ -95,6 +95,12 @@ class Settings(BaseSettings):
     send_retry_window: float = Field(3600.0, gt=0)
     send_timeout: float = Field(30.0, gt=0)
     lease_seconds: int = Field(300, ge=10)
+    # ``at-once``: every row is due when the edition is sent; ``local-time``: each subscriber
+    # at ``local_send_time`` in their own zone on ``delivery_day`` (a crontab weekday; unset:
+    # the day of DIGEST_SCHEDULE), see digest/delivery/local_time.py.
+    delivery_mode: Literal["at-once", "local-time"] = "at-once"
+    local_send_time: str = "08:00"
+    delivery_day: str | None = None
 
     # Webhooks (one secret per provider scheme).
     postmark_webhook_user: str | None = None
@@ -137,6 +143,20 @@ class Settings(BaseSettings):
     @classmethod
     def _known_timezone(cls, value: str) -> str:
         return check_zone(value)
+
+    @field_validator("local_send_time")
+    @classmethod
+    def _send_time(cls, value: str) -> str:
+        parse_send_time(value)
+        return value
+
+    @field_validator("delivery_day")
+    @classmethod
+    def _weekday(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        parse_weekday(value)
+        return value
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod
