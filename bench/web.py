@@ -1,18 +1,26 @@
-"""One-click unsubscribe under load: the real app under uvicorn, 100,000 subscribers.
+"""The web app under load: the real app under uvicorn, 100,000 subscribers.
 
 Starts uvicorn in a subprocess on 127.0.0.1 with ``digest.web.app:create_app`` on a fresh
 SQLite file (or ``--database-url``) holding the given number of active subscribers, inserted
-in bulk. Then ``--concurrency`` keep-alive connections POST the RFC 8058 body
-``List-Unsubscribe=One-Click`` to ``/unsubscribe/{token}`` of distinct subscribers, bounded by
-``--requests`` and ``--duration``, and it prints requests/s, latency percentiles and the CPU
-time per request of the server and of the load client. At the end it checks that every 200 left
-exactly one unsubscribed subscriber and one audit entry.
+in bulk. Then ``--concurrency`` keep-alive connections POST, bounded by ``--requests`` and
+``--duration``, and it prints requests/s, latency percentiles and the CPU time per request of
+the server and of the load client. ``--scenario``:
+
+- ``unsubscribe`` (default): the RFC 8058 body ``List-Unsubscribe=One-Click`` to
+  ``/unsubscribe/{token}`` of distinct subscribers. At the end it checks that every 200 left
+  exactly one unsubscribed subscriber and one audit entry.
+- ``votes``: the vote button (``choice=ship|skip``) to ``/vote/{token}`` of random subscribers,
+  tools and choices, while ``digest send`` delivers the W47 edition to every subscriber on the
+  same database (memory backend, ``--send-rate`` messages/s). At the end it checks that every
+  200 left one press and that each (subscriber, comparison, tool) pressed has one vote.
+  ``--concurrency 8,32`` runs one load per value.
 
 The load client speaks HTTP/1.1 on asyncio streams itself: it costs a few tens of microseconds
 per request, so the figures are the server's. (httpx's connection pool costs milliseconds per
 request at 32 connections and, on a small machine, takes the CPU the server would use.)
 
     python bench/web.py [--subscribers 100000] [--requests 5000] [--concurrency 32]
+    python bench/web.py --scenario votes --concurrency 8,32
 """
 
 from __future__ import annotations
@@ -29,22 +37,27 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import sqlalchemy as sa
 from sqlmodel import col
 
-import digest.models
 from digest.config import Settings
-from digest.db import create_engine, utcnow
+from digest.content.importer import import_paths
+from digest.db import create_engine, upgrade, utcnow
+from digest.editions.models import Edition, EditionComparison
+from digest.votes.models import Vote, VoteEvent
 from subscribers.models import AuditEntry, Cause, Status, Subscriber
-from subscribers.tokens import Purpose, signer_from_settings
+from subscribers.tokens import Purpose, VoteRef, signer_from_settings
 
 SECRET = secrets.token_urlsafe(48)  # a key the web app accepts outside development
 INSERT_CHUNK = 10_000
 ONE_CLICK_BODY = b"List-Unsubscribe=One-Click"
 REQUEST_TIMEOUT = 30.0
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "comparisons"
+VOTE_WEEK = "2026-W47"
 
 
 def seed(engine: sa.Engine, count: int) -> None:
@@ -84,6 +97,8 @@ def start_server(settings: Settings, port: int, workdir: Path) -> subprocess.Pop
         "DIGEST_SECRET_KEY": SECRET,
         "DIGEST_BASE_URL": settings.base_url,
         "DIGEST_EMAIL_BACKEND": "memory",
+        # One load client stands for many readers: no per-client limit on the vote button.
+        "DIGEST_VOTE_RATE_PER_MINUTE": "1000000000",
     }
     command = [
         sys.executable,
@@ -118,17 +133,17 @@ def wait_until_healthy(base_url: str, server: subprocess.Popen[bytes]) -> None:
 
 
 async def load(
-    urls: list[str], concurrency: int, duration: float
+    requests: list[tuple[str, bytes]], concurrency: int, duration: float
 ) -> tuple[list[float], dict[str, int], float]:
     latencies: list[float] = []
     statuses: dict[str, int] = {}  # status code, or the name of the client error
-    queue = iter(urls)
+    queue = iter(requests)
     started = time.perf_counter()
     deadline = started + duration
 
     async def worker() -> None:
         connection: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
-        for url in queue:
+        for url, body in queue:
             if time.perf_counter() > deadline:
                 break
             target = httpx.URL(url)
@@ -137,7 +152,7 @@ async def load(
                 async with asyncio.timeout(REQUEST_TIMEOUT):
                     if connection is None:
                         connection = await asyncio.open_connection(target.host, target.port)
-                    status, keep_alive = await post(*connection, target)
+                    status, keep_alive = await post(*connection, target, body)
                 outcome = str(status)
             except (OSError, EOFError, ValueError, TimeoutError) as exc:
                 outcome, keep_alive = type(exc).__name__, False
@@ -154,15 +169,15 @@ async def load(
 
 
 async def post(
-    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, target: httpx.URL
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, target: httpx.URL, body: bytes
 ) -> tuple[int, bool]:
-    """POST the one-click body to ``target``; the status and whether the connection stays open."""
+    """POST the form ``body`` to ``target``; the status and whether the connection stays open."""
     writer.write(
         f"POST {target.raw_path.decode('ascii')} HTTP/1.1\r\n"
         f"Host: {target.host}:{target.port}\r\n"
         "Content-Type: application/x-www-form-urlencoded\r\n"
-        f"Content-Length: {len(ONE_CLICK_BODY)}\r\n\r\n".encode("ascii")
-        + ONE_CLICK_BODY
+        f"Content-Length: {len(body)}\r\n\r\n".encode("ascii")
+        + body
     )
     await writer.drain()
     # A connection closed early raises IncompleteReadError, an EOFError.
@@ -203,15 +218,21 @@ def percentile(values: list[float], fraction: float) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scenario", choices=("unsubscribe", "votes"), default="unsubscribe")
     parser.add_argument("--subscribers", type=int, default=100_000)
     parser.add_argument("--requests", type=int, default=5_000)
     parser.add_argument("--warmup", type=int, default=200)
-    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--concurrency", default="32", help="connections; several: 8,32")
     parser.add_argument("--duration", type=float, default=60.0, help="stop after this many s")
+    parser.add_argument("--send-rate", type=float, default=500.0, help="votes: messages/s")
     parser.add_argument("--database-url", help="an empty database (default: a new SQLite file)")
     args = parser.parse_args()
-    if args.requests + args.warmup > args.subscribers:
-        parser.error("--requests + --warmup must not exceed --subscribers")
+    concurrencies = [int(value) for value in args.concurrency.split(",")]
+    if (
+        args.scenario == "unsubscribe"
+        and (args.requests + args.warmup) * len(concurrencies) > args.subscribers
+    ):
+        parser.error("--requests + --warmup (per concurrency) must not exceed --subscribers")
 
     with tempfile.TemporaryDirectory(prefix="digest-bench-web-") as scratch:
         workdir = Path(scratch)
@@ -223,68 +244,218 @@ def main() -> None:
             secret_key=SECRET,
             base_url=f"http://127.0.0.1:{port}",
         )
+        upgrade(settings.database_url)  # the schema the commands check for
         engine = create_engine(settings.database_url)
-        digest.models.metadata.create_all(engine)
         began = time.perf_counter()
         seed(engine, args.subscribers)
         seconds = time.perf_counter() - began
         print(f"seeded {args.subscribers:,} active subscribers in {seconds:.1f} s")
 
-        signer = signer_from_settings(settings)
-        picked = random.Random(8058).sample(
-            range(1, args.subscribers + 1), args.requests + args.warmup
-        )
-        urls = [
-            f"{settings.base_url}/unsubscribe/{signer.make(subscriber_id, Purpose.UNSUBSCRIBE)}"
-            for subscriber_id in picked
-        ]
+        sender: subprocess.Popen[bytes] | None = None
+        if args.scenario == "votes":
+            assert import_paths(engine, [str(EXAMPLES)]).ok
+            sender = start_send(settings, workdir, args.send_rate)
+            make = vote_requests(engine, settings, args.subscribers, sender)
+        else:
+            make = unsubscribe_requests(settings, args.subscribers)
 
         server = start_server(settings, port, workdir)
+        outcomes: list[tuple[dict[str, int], dict[str, int]]] = []
         try:
             wait_until_healthy(settings.base_url, server)
-            _, warmup_statuses, _ = asyncio.run(
-                load(urls[: args.warmup], args.concurrency, args.duration)
-            )
-            server_cpu, client_cpu = cpu_seconds(server.pid), time.process_time()
-            latencies, statuses, elapsed = asyncio.run(
-                load(urls[args.warmup :], args.concurrency, args.duration)
-            )
-            server_cpu = cpu_seconds(server.pid) - server_cpu
-            client_cpu = time.process_time() - client_cpu
+            for round_number, concurrency in enumerate(concurrencies):
+                requests = make(round_number, args.requests + args.warmup)
+                _, warmup_statuses, _ = asyncio.run(
+                    load(requests[: args.warmup], concurrency, args.duration)
+                )
+                server_cpu, client_cpu = cpu_seconds(server.pid), time.process_time()
+                latencies, statuses, elapsed = asyncio.run(
+                    load(requests[args.warmup :], concurrency, args.duration)
+                )
+                server_cpu = cpu_seconds(server.pid) - server_cpu
+                client_cpu = time.process_time() - client_cpu
+                report(args.scenario, concurrency, args.warmup, latencies, statuses, elapsed)
+                done = len(latencies)
+                print(
+                    f"  CPU         server {server_cpu / done * 1000:.1f} ms/request, "
+                    f"load client {client_cpu / done * 1000:.1f} ms/request, "
+                    f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}"
+                )
+                if sender is not None:
+                    print(
+                        f"  send        {sent_so_far(engine):,} messages sent so far, "
+                        f"still running: {sender.poll() is None}"
+                    )
+                outcomes.append((statuses, warmup_statuses))
         finally:
             server.terminate()
             server.wait(timeout=30)
+            if sender is not None:
+                sender.terminate()
+                sender.wait(timeout=60)
 
-        done = len(latencies)
-        print(
-            f"one-click unsubscribe, {args.concurrency} connections, {done:,} requests "
-            f"in {elapsed:.2f} s (after {args.warmup} warm-up requests)"
-        )
-        print(f"  throughput  {done / elapsed:,.0f} requests/s")
-        print(
-            f"  latency     p50 {percentile(latencies, 0.50) * 1000:.1f} ms"
-            f"   p90 {percentile(latencies, 0.90) * 1000:.1f} ms"
-            f"   p99 {percentile(latencies, 0.99) * 1000:.1f} ms"
-            f"   max {max(latencies) * 1000:.1f} ms"
-            f"   mean {statistics.fmean(latencies) * 1000:.1f} ms"
-        )
-        print(f"  responses   {dict(sorted(statuses.items()))}")
-        print(
-            f"  CPU         server {server_cpu / done * 1000:.1f} ms/request, "
-            f"load client {client_cpu / done * 1000:.1f} ms/request, "
-            f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}"
-        )
-
-        with engine.connect() as connection:
-            unsubscribed = connection.scalar(
-                sa.select(sa.func.count()).where(col(Subscriber.status) == Status.UNSUBSCRIBED)
+        if args.scenario == "votes":
+            check_votes(engine, outcomes)
+        else:
+            with engine.connect() as connection:
+                unsubscribed = connection.scalar(
+                    sa.select(sa.func.count()).where(col(Subscriber.status) == Status.UNSUBSCRIBED)
+                )
+                audited = connection.scalar(
+                    sa.select(sa.func.count()).where(col(AuditEntry.cause) == Cause.ONE_CLICK)
+                )
+            print(
+                f"  database    {unsubscribed:,} unsubscribed, {audited:,} one-click audit entries"
             )
-            audited = connection.scalar(
-                sa.select(sa.func.count()).where(col(AuditEntry.cause) == Cause.ONE_CLICK)
-            )
+            statuses = sum((Counter(s) for s, _ in outcomes), Counter())
+            warmups = sum((Counter(w) for _, w in outcomes), Counter())
+            check(dict(statuses), dict(warmups), unsubscribed or 0, audited or 0)
         engine.dispose()
-        print(f"  database    {unsubscribed:,} unsubscribed, {audited:,} one-click audit entries")
-        check(statuses, warmup_statuses, unsubscribed or 0, audited or 0)
+
+
+def report(
+    scenario: str,
+    concurrency: int,
+    warmup: int,
+    latencies: list[float],
+    statuses: dict[str, int],
+    elapsed: float,
+) -> None:
+    done = len(latencies)
+    name = "one-click unsubscribe" if scenario == "unsubscribe" else "vote button, during a send"
+    print(
+        f"{name}, {concurrency} connections, {done:,} requests "
+        f"in {elapsed:.2f} s (after {warmup} warm-up requests)"
+    )
+    print(f"  throughput  {done / elapsed:,.0f} requests/s")
+    print(
+        f"  latency     p50 {percentile(latencies, 0.50) * 1000:.1f} ms"
+        f"   p90 {percentile(latencies, 0.90) * 1000:.1f} ms"
+        f"   p99 {percentile(latencies, 0.99) * 1000:.1f} ms"
+        f"   max {max(latencies) * 1000:.1f} ms"
+        f"   mean {statistics.fmean(latencies) * 1000:.1f} ms"
+    )
+    print(f"  responses   {dict(sorted(statuses.items()))}")
+
+
+def unsubscribe_requests(
+    settings: Settings, subscribers: int
+) -> Callable[[int, int], list[tuple[str, bytes]]]:
+    """One-click POSTs to distinct subscribers, never the same one in two rounds."""
+    signer = signer_from_settings(settings)
+    order = random.Random(8058).sample(range(1, subscribers + 1), subscribers)
+
+    def make(round_number: int, count: int) -> list[tuple[str, bytes]]:
+        picked = order[round_number * count : (round_number + 1) * count]
+        return [
+            (
+                f"{settings.base_url}/unsubscribe/{signer.make(sid, Purpose.UNSUBSCRIBE)}",
+                ONE_CLICK_BODY,
+            )
+            for sid in picked
+        ]
+
+    return make
+
+
+def start_send(settings: Settings, workdir: Path, rate: float) -> subprocess.Popen[bytes]:
+    """``digest send`` of the W47 edition in the background (memory backend)."""
+    env = os.environ | {
+        "DIGEST_ENVIRONMENT": "test",
+        "DIGEST_DATABASE_URL": settings.database_url,
+        "DIGEST_SECRET_KEY": SECRET,
+        "DIGEST_BASE_URL": settings.base_url,
+        "DIGEST_EMAIL_BACKEND": "memory",
+        "DIGEST_SEND_RATE": str(rate),
+    }
+    command = [sys.executable, "-m", "digest", "send", "--week", VOTE_WEEK, "--now"]
+    return subprocess.Popen(
+        command, env=env, cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+
+
+def vote_requests(
+    engine: sa.Engine, settings: Settings, subscribers: int, sender: subprocess.Popen[bytes]
+) -> Callable[[int, int], list[tuple[str, bytes]]]:
+    """Vote button presses by random subscribers on random tools of the W47 edition."""
+    deadline = time.monotonic() + 120
+    while True:
+        with engine.connect() as connection:
+            edition_id = connection.scalar(
+                sa.select(col(Edition.id)).where(col(Edition.week) == VOTE_WEEK)
+            )
+            snapshots = (
+                connection.execute(
+                    sa.select(col(EditionComparison.snapshot))
+                    .where(col(EditionComparison.edition_id) == edition_id)
+                    .order_by(col(EditionComparison.position))
+                )
+                .scalars()
+                .all()
+            )
+        if edition_id is not None and snapshots and sent_so_far(engine) > 0:
+            break
+        if sender.poll() is not None or time.monotonic() > deadline:
+            raise SystemExit("the send did not start")
+        time.sleep(0.2)
+    tools = [len(snapshot["tools"]) for snapshot in snapshots]
+    signer = signer_from_settings(settings)
+
+    def make(round_number: int, count: int) -> list[tuple[str, bytes]]:
+        chance = random.Random(1000 + round_number)
+        requests = []
+        for _ in range(count):
+            position = chance.randrange(len(tools))
+            choice = chance.choice(("ship", "skip"))
+            ref = VoteRef(
+                chance.randint(1, subscribers),
+                int(edition_id),
+                position,
+                chance.randrange(tools[position]),
+                choice,  # type: ignore[arg-type]
+            )
+            url = f"{settings.base_url}/vote/{signer.make_vote(ref)}"
+            requests.append((url, f"choice={choice}".encode("ascii")))
+        return requests
+
+    return make
+
+
+def sent_so_far(engine: sa.Engine) -> int:
+    with engine.connect() as connection:
+        return int(
+            connection.scalar(sa.text("SELECT count(*) FROM delivery WHERE state = 'sent'")) or 0
+        )
+
+
+def check_votes(engine: sa.Engine, outcomes: list[tuple[dict[str, int], dict[str, int]]]) -> None:
+    """Every 200 is one press; votes are at most one per (subscriber, comparison, tool)."""
+    answered = sum(s.get("200", 0) + w.get("200", 0) for s, w in outcomes)
+    other = {
+        code: n
+        for s, w in outcomes
+        for code, n in (Counter(s) + Counter(w)).items()
+        if code != "200"
+    }
+    with engine.connect() as connection:
+        presses = connection.scalar(sa.select(sa.func.count()).select_from(VoteEvent)) or 0
+        votes = connection.scalar(sa.select(sa.func.count()).select_from(Vote)) or 0
+        distinct = (
+            connection.scalar(
+                sa.select(sa.func.count()).select_from(
+                    sa.select(VoteEvent.subscriber_id, VoteEvent.comparison_id, VoteEvent.tool_slug)  # type: ignore[call-overload]
+                    .distinct()
+                    .subquery()
+                )
+            )
+            or 0
+        )
+    print(f"  database    {presses:,} presses, {votes:,} votes ({distinct:,} distinct targets)")
+    if other or presses != answered or votes != distinct:
+        raise SystemExit(
+            f"FAILED: {answered:,} answered 200, other answers {other}, {presses:,} presses, "
+            f"{votes:,} votes for {distinct:,} distinct targets"
+        )
 
 
 def check(

@@ -10,6 +10,8 @@ cards and for the recap of the newsletter's previous edition ("What readers said
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -42,35 +44,84 @@ class ReaderFigures:
     recap: tuple[ComparisonDoc, ...] = ()
 
 
-def ballot_for(connection: Connection, ref: VoteRef) -> Ballot | None:
-    """The tool ``ref`` names, or None when the link cannot be used."""
-    subscriber = connection.execute(
-        sa.select(SUBSCRIBER.c.id).where(SUBSCRIBER.c.id == ref.subscriber_id)
-    ).first()
-    if subscriber is None:
-        return None
+@dataclass(frozen=True, slots=True)
+class Card:
+    """One comparison of an edition as a vote link needs it: its row, title and tools."""
+
+    comparison_id: int
+    slug: str
+    title: str
+    tools: tuple[tuple[str, str], ...]  # (slug, name) in the frozen order
+
+
+class FrozenCards:
+    """The cards of editions, read once per process: an edition's snapshots never change,
+    and parsing one costs more than the rest of a vote. Least recently used evicted first."""
+
+    def __init__(self, size: int = 512) -> None:
+        self._size = size
+        self._cards: OrderedDict[tuple[int, int], Card | None] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, connection: Connection, edition_id: int, position: int) -> Card | None:
+        key = (edition_id, position)
+        with self._lock:
+            if key in self._cards:
+                self._cards.move_to_end(key)
+                return self._cards[key]
+        card = read_card(connection, edition_id, position)
+        if card is not None:  # an edition may be created later; only what exists is kept
+            with self._lock:
+                self._cards[key] = card
+                while len(self._cards) > self._size:
+                    self._cards.popitem(last=False)
+        return card
+
+
+def read_card(connection: Connection, edition_id: int, position: int) -> Card | None:
     row = connection.execute(
         sa.select(COMPARISON.c.id, COMPARISON.c.slug, EDITION_COMPARISON.c.snapshot)
         .join(EDITION_COMPARISON, EDITION_COMPARISON.c.comparison_id == COMPARISON.c.id)
         .where(
-            EDITION_COMPARISON.c.edition_id == ref.edition_id,
-            EDITION_COMPARISON.c.position == ref.comparison,
+            EDITION_COMPARISON.c.edition_id == edition_id,
+            EDITION_COMPARISON.c.position == position,
         )
     ).first()
     if row is None:
         return None
     snapshot: dict[str, Any] = row.snapshot
-    tools = snapshot.get("tools", ())
-    if ref.tool >= len(tools):
+    return Card(
+        comparison_id=int(row.id),
+        slug=str(row.slug),
+        title=str(snapshot.get("title", "")),
+        tools=tuple((str(tool["slug"]), str(tool["name"])) for tool in snapshot.get("tools", ())),
+    )
+
+
+def ballot_for(
+    connection: Connection, ref: VoteRef, cards: FrozenCards | None = None
+) -> Ballot | None:
+    """The tool ``ref`` names, or None when the link cannot be used. ``cards`` keeps the
+    editions' cards between calls (the web app holds one)."""
+    subscriber = connection.execute(
+        sa.select(SUBSCRIBER.c.id).where(SUBSCRIBER.c.id == ref.subscriber_id)
+    ).first()
+    if subscriber is None:
         return None
-    tool = tools[ref.tool]
+    if cards is not None:
+        card = cards.get(connection, ref.edition_id, ref.comparison)
+    else:
+        card = read_card(connection, ref.edition_id, ref.comparison)
+    if card is None or ref.tool >= len(card.tools):
+        return None
+    tool_slug, tool_name = card.tools[ref.tool]
     return Ballot(
         ref,
-        comparison_id=int(row.id),
-        comparison_slug=str(row.slug),
-        comparison_title=str(snapshot.get("title", "")),
-        tool_slug=str(tool["slug"]),
-        tool_name=str(tool["name"]),
+        comparison_id=card.comparison_id,
+        comparison_slug=card.slug,
+        comparison_title=card.title,
+        tool_slug=tool_slug,
+        tool_name=tool_name,
     )
 
 

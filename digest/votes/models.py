@@ -22,7 +22,11 @@ from digest.db import UTCDateTime, utcnow
 
 class Vote(SQLModel, table=True):
     __tablename__ = "vote"
-    __table_args__ = (sa.UniqueConstraint("subscriber_id", "comparison_id", "tool_slug"),)
+    __table_args__ = (
+        sa.UniqueConstraint("subscriber_id", "comparison_id", "tool_slug"),
+        # Counting a comparison's votes reads this index only, not the rows.
+        sa.Index("ix_vote_tally", "comparison_id", "tool_slug", "choice", "updated_at"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     subscriber_id: int = Field(
@@ -31,9 +35,7 @@ class Vote(SQLModel, table=True):
         )
     )
     comparison_id: int = Field(
-        sa_column=sa.Column(
-            sa.ForeignKey("comparison.id", ondelete="CASCADE"), nullable=False, index=True
-        )
+        sa_column=sa.Column(sa.ForeignKey("comparison.id", ondelete="CASCADE"), nullable=False)
     )
     tool_slug: str = Field(sa_column=sa.Column(sa.String(120), nullable=False))
     edition_id: int | None = Field(

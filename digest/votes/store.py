@@ -12,6 +12,7 @@ so every card, archive page and vote page shows the same number
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import hmac
 import ipaddress
@@ -83,6 +84,37 @@ def network_prefix(address: str | None) -> str:
     return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False))
 
 
+@functools.cache
+def _upsert(dialect_name: str) -> Any:
+    """The vote upsert for a dialect, built once (statements are most of a vote's cost)."""
+    dialect = sqlite if dialect_name == "sqlite" else postgresql
+    insert = dialect.insert(VOTE).values(
+        {
+            name: sa.bindparam(name)
+            for name in (
+                "subscriber_id",
+                "comparison_id",
+                "tool_slug",
+                "edition_id",
+                "choice",
+                "created_at",
+                "updated_at",
+            )
+        }
+    )
+    return insert.on_conflict_do_update(
+        index_elements=["subscriber_id", "comparison_id", "tool_slug"],
+        set_={
+            "choice": insert.excluded.choice,
+            "edition_id": insert.excluded.edition_id,
+            "updated_at": insert.excluded.updated_at,
+        },
+    )
+
+
+_PRESS = EVENT.insert()
+
+
 def record(
     connection: Connection,
     ballot: Ballot,
@@ -100,32 +132,13 @@ def record(
         "tool_slug": ballot.tool_slug,
         "edition_id": ref.edition_id,
         "choice": ref.choice,
-        "created_at": now,
-        "updated_at": now,
     }
-    dialect = sqlite if connection.dialect.name == "sqlite" else postgresql
-    insert = dialect.insert(VOTE).values(**values)
     connection.execute(
-        insert.on_conflict_do_update(
-            index_elements=["subscriber_id", "comparison_id", "tool_slug"],
-            set_={
-                "choice": insert.excluded.choice,
-                "edition_id": insert.excluded.edition_id,
-                "updated_at": insert.excluded.updated_at,
-            },
-        )
+        _upsert(connection.dialect.name), {**values, "created_at": now, "updated_at": now}
     )
     connection.execute(
-        EVENT.insert().values(
-            subscriber_id=ref.subscriber_id,
-            comparison_id=ballot.comparison_id,
-            tool_slug=ballot.tool_slug,
-            edition_id=ref.edition_id,
-            choice=ref.choice,
-            at=now,
-            network=network[:64],
-            user_agent=user_agent[:USER_AGENT_CHARS],
-        )
+        _PRESS,
+        {**values, "at": now, "network": network[:64], "user_agent": user_agent[:USER_AGENT_CHARS]},
     )
 
 
@@ -140,6 +153,21 @@ def current_choice(connection: Connection, ballot: Ballot) -> str | None:
     ).scalar()
 
 
+_TALLIES = sa.select(
+    VOTE.c.comparison_id,
+    VOTE.c.tool_slug,
+    sa.func.sum(sa.case((VOTE.c.choice == "ship", 1), else_=0)).label("ship"),
+    sa.func.sum(sa.case((VOTE.c.choice == "skip", 1), else_=0)).label("skip"),
+    sa.func.max(VOTE.c.updated_at).label("updated_at"),
+).group_by(VOTE.c.comparison_id, VOTE.c.tool_slug)
+_ONE_COMPARISON = _TALLIES.where(VOTE.c.comparison_id == sa.bindparam("comparison_id"))
+_TOOLS = (
+    sa.select(TOOL.c.slug, TOOL.c.name, TOOL.c.community_up, TOOL.c.community_down)
+    .where(TOOL.c.comparison_id == sa.bindparam("comparison_id"))
+    .order_by(TOOL.c.position)
+)
+
+
 def tallies(
     connection: Connection,
     comparison_ids: Iterable[int] | None = None,
@@ -147,19 +175,17 @@ def tallies(
     since: dt.datetime | None = None,
 ) -> dict[tuple[int, str], Tally]:
     """The newsletter's votes per (comparison id, tool slug), optionally cast since ``since``."""
-    query = sa.select(
-        VOTE.c.comparison_id,
-        VOTE.c.tool_slug,
-        sa.func.sum(sa.case((VOTE.c.choice == "ship", 1), else_=0)).label("ship"),
-        sa.func.sum(sa.case((VOTE.c.choice == "skip", 1), else_=0)).label("skip"),
-        sa.func.max(VOTE.c.updated_at).label("updated_at"),
-    ).group_by(VOTE.c.comparison_id, VOTE.c.tool_slug)
+    query = _TALLIES
     if comparison_ids is not None:
         query = query.where(VOTE.c.comparison_id.in_(list(comparison_ids)))
     if since is not None:
         query = query.where(VOTE.c.updated_at >= since)
+    return _tally_rows(connection.execute(query))
+
+
+def _tally_rows(rows: Iterable[Any]) -> dict[tuple[int, str], Tally]:
     result: dict[tuple[int, str], Tally] = {}
-    for row in connection.execute(query):
+    for row in rows:
         updated = row.updated_at
         if isinstance(updated, str):  # SQLite returns an aggregate without the column's type
             updated = dt.datetime.fromisoformat(updated)
@@ -173,12 +199,9 @@ def tallies(
 
 def community(connection: Connection, comparison_id: int) -> list[ToolCommunity]:
     """Every tool of a comparison (current content) with its community figure."""
-    counted = tallies(connection, [comparison_id])
-    tools = connection.execute(
-        sa.select(TOOL.c.slug, TOOL.c.name, TOOL.c.community_up, TOOL.c.community_down)
-        .where(TOOL.c.comparison_id == comparison_id)
-        .order_by(TOOL.c.position)
-    )
+    parameters = {"comparison_id": comparison_id}
+    counted = _tally_rows(connection.execute(_ONE_COMPARISON, parameters))
+    tools = connection.execute(_TOOLS, parameters)
     figures = []
     for tool in tools:
         imported = CommunityVotes(int(tool.community_up or 0), int(tool.community_down or 0))

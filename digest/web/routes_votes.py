@@ -23,6 +23,7 @@ import re
 from typing import Any
 
 import orjson
+from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
 from starlette.endpoints import HTTPEndpoint
 from starlette.requests import Request
@@ -30,7 +31,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from digest.db import utcnow
-from digest.editions.votes import ballot_for
+from digest.editions.votes import FrozenCards, ballot_for
 from digest.votes import store
 from digest.web.ratelimit import SlidingWindowLimiter, client_key
 from digest.web.routes_subscription import invalid_link
@@ -53,6 +54,14 @@ def _limiter(request: Request, name: str, per_minute: int) -> SlidingWindowLimit
     return limiter
 
 
+def _cards(request: Request) -> FrozenCards:
+    cards = getattr(request.app.state, "frozen_cards", None)
+    if cards is None:
+        cards = request.app.state.frozen_cards = FrozenCards()
+    assert isinstance(cards, FrozenCards)
+    return cards
+
+
 def _choice_label(choice: str) -> str:
     return "Ship" if choice == "ship" else "Skip"
 
@@ -65,7 +74,7 @@ class VoteEndpoint(HTTPEndpoint):
         if ref is None or not svc.settings.votes:
             return invalid_link(request)
         with svc.engine.connect() as connection:
-            ballot = ballot_for(connection, ref)
+            ballot = ballot_for(connection, ref, _cards(request))
             earlier = store.current_choice(connection, ballot) if ballot else None
         if ballot is None:
             return invalid_link(request)
@@ -103,7 +112,7 @@ class VoteEndpoint(HTTPEndpoint):
             return await run_in_threadpool(self.get, request)
         network = store.network_prefix(request.client.host if request.client else None)
         user_agent = request.headers.get("user-agent", "")
-        result = await run_in_threadpool(_record, svc, ref, network, user_agent)
+        result = await run_in_threadpool(_record, svc, ref, network, user_agent, _cards(request))
         if result is None:
             return invalid_link(request)
         ballot, figures = result
@@ -119,13 +128,18 @@ class VoteEndpoint(HTTPEndpoint):
 
 
 def _record(
-    svc: WebServices, ref: VoteRef, network: str, user_agent: str
+    svc: WebServices, ref: VoteRef, network: str, user_agent: str, cards: FrozenCards
 ) -> tuple[store.Ballot, list[store.ToolCommunity]] | None:
-    with svc.core_transaction() as connection:
-        ballot = ballot_for(connection, ref)
-        if ballot is None:
-            return None
-        store.record(connection, ballot, network=network, user_agent=user_agent, now=utcnow())
+    with svc.engine.connect() as connection:
+        ballot = ballot_for(connection, ref, cards)
+    if ballot is None:
+        return None
+    try:
+        # The write transaction holds only the two writes: the lock is short on SQLite.
+        with svc.core_transaction() as connection:
+            store.record(connection, ballot, network=network, user_agent=user_agent, now=utcnow())
+    except IntegrityError:
+        return None  # the subscriber was erased since the check
     with svc.engine.connect() as connection:
         return ballot, store.community(connection, ballot.comparison_id)
 
