@@ -113,6 +113,19 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(record_fields(record), ensure_ascii=False, default=str)
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is when a record comes, not the one of when logging
+    was configured (a test runner or a CLI test harness swaps it, and closes the old one)."""
+
+    @property
+    def stream(self) -> IO[str]:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: object) -> None:
+        pass
+
+
 def chosen_format(value: str | None = None) -> LogFormat:
     """``value``, else ``DIGEST_LOG_FORMAT``, else ``text``; an unknown name is ``text`` (the
     settings refuse it with a clear line; logging must work before they are read)."""
@@ -133,7 +146,7 @@ def configure(
     for handler in list(root.handlers):
         if handler.get_name() == _HANDLER_NAME:
             root.removeHandler(handler)
-    handler = logging.StreamHandler(stream or sys.stderr)
+    handler = logging.StreamHandler(stream) if stream is not None else _StderrHandler()
     handler.set_name(_HANDLER_NAME)
     formatter = JsonFormatter() if chosen_format(log_format) == "json" else TextFormatter()
     handler.setFormatter(formatter)
