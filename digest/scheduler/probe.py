@@ -13,14 +13,19 @@ import sys
 import orjson
 
 from digest.config import get_settings
-from digest.db import engine_from_settings
+from digest.db import engine_from_settings, require_schema
+from digest.errors import DigestError
 from digest.scheduler.heartbeat import scheduler_status
 
 
 def main() -> int:
     engine = engine_from_settings(get_settings())
     try:
+        require_schema(engine)  # creates nothing: a probe pointed at a wrong path says so
         status = scheduler_status(engine)
+    except DigestError as exc:
+        sys.stderr.write(f"scheduler probe: {exc}\n")
+        return 1
     except Exception as exc:
         sys.stderr.write(f"scheduler probe: database unavailable: {type(exc).__name__}\n")
         return 1

@@ -174,3 +174,29 @@ def test_the_schema_check_knows_the_heads_alembic_knows() -> None:
 
     script = ScriptDirectory.from_config(alembic_config("sqlite://"))
     assert _head_revisions() == tuple(sorted(script.get_heads()))
+
+
+def test_the_scheduler_probe_creates_nothing(tmp_path: Path) -> None:
+    """The health probe of the scheduler's container checks the database the same way."""
+    import os
+    import subprocess
+    import sys
+
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "DIGEST_DATABASE_URL": f"sqlite:///{tmp_path / 'digest.db'}",
+    }
+    probe = subprocess.run(
+        [sys.executable, "-m", "digest.scheduler.probe"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert probe.returncode == 1
+    assert probe.stderr == (
+        f"scheduler probe: database {tmp_path / 'digest.db'} has no schema: "
+        "run `digest db upgrade`\n"
+    )
+    assert list(tmp_path.iterdir()) == []
