@@ -25,6 +25,7 @@ def _exit_code(status: JobStatus) -> int:
 
     codes = {
         JobStatus.SENT: 0,
+        JobStatus.SCHEDULED: 0,
         JobStatus.ALREADY_SENT: 0,
         JobStatus.SKIPPED: 0,
         JobStatus.HELD: EXIT_TEMPFAIL,

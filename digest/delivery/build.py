@@ -11,6 +11,10 @@ The ledger is built in chunks of subscribers, in id order, each chunk one transa
 the next run completes without duplicating anyone, and two processes building it at once are
 harmless. ``Edition.ledger_complete`` is set when the last chunk is in; only then can the
 edition be considered sent.
+
+In local-time delivery a ``LocalSchedule`` gives each row its ``not_before`` (the subscriber's
+send time, ``digest.delivery.local_time``) and ``zone`` (the subscriber's ``timezone`` it was
+computed from); at once, both stay empty.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from sqlmodel import col
 
 from digest.db import immediate_session, session_scope, utcnow
 from digest.delivery.bulk import db_timestamp, executemany
+from digest.delivery.local_time import LocalSchedule
 from digest.delivery.models import Delivery, DeliveryState
 from digest.editions.models import Edition
 from digest.editions.service import mark_ledger_complete
@@ -44,7 +49,8 @@ VariantKey = Callable[[Sequence[str]], str | None]
 # Written through the DB-API (``digest.delivery.bulk``): 100,000 rows in a few seconds.
 INSERT_ROW = (
     "INSERT INTO delivery (edition_id, subscriber_id, email, variant, state, attempts,"
-    " message_id, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " message_id, created_at, updated_at, not_before, zone)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     " ON CONFLICT DO NOTHING"
 )
 
@@ -56,15 +62,19 @@ def ensure_ledger(
     new_message_id: Callable[[], str],
     *,
     chunk_size: int = CHUNK_SIZE,
+    schedule: LocalSchedule | None = None,
 ) -> int:
     """Complete the ledger of ``edition`` if it is not complete yet; rows now in the ledger.
 
     ``variant_key`` decides who gets what (cached per distinct category list);
-    ``new_message_id`` makes each row's Message-ID.
+    ``new_message_id`` makes each row's Message-ID; ``schedule`` (local-time delivery) when
+    each row is due.
     """
     assert edition.id is not None
     if not edition.ledger_complete:
-        inserted = _build(engine, edition.id, variant_key, new_message_id, chunk_size)
+        inserted = _build(
+            engine, edition.id, variant_key, new_message_id, chunk_size, schedule=schedule
+        )
         with immediate_session(engine) as session:
             mark_ledger_complete(session, edition.id)
         edition.ledger_complete = True
@@ -84,8 +94,11 @@ def _build(
     variant_key: VariantKey,
     new_message_id: Callable[[], str],
     chunk_size: int,
+    *,
+    schedule: LocalSchedule | None,
 ) -> int:
     variants: dict[str, str | None] = {}
+    stamps: dict[str, Any] = {}  # a zone's due instant as the driver takes it
     pending = str(DeliveryState.PENDING)
     last_id = 0
     inserted = 0
@@ -100,6 +113,7 @@ def _build(
                     col(Subscriber.email),
                     # As text: one JSON decode per distinct category list, not per row.
                     sa.cast(col(Subscriber.categories), sa.Text),
+                    col(Subscriber.timezone),
                 )
                 .limit(chunk_size)
             ).all()
@@ -108,11 +122,19 @@ def _build(
             last_id = int(chunk[-1][0] or 0)
             now = db_timestamp(connection, DELIVERY.c.created_at, utcnow())
             rows: list[tuple[Any, ...]] = []
-            for subscriber_id, email, categories in chunk:
+            for subscriber_id, email, categories, zone in chunk:
                 if categories not in variants:
                     variants[categories] = variant_key(tuple(json.loads(categories or "[]")))
                 variant = variants[categories]
                 if variant is not None:
+                    due = None
+                    if schedule is not None:
+                        due = stamps.get(zone)
+                        if due is None:
+                            due = db_timestamp(
+                                connection, DELIVERY.c.not_before, schedule.due(zone)
+                            )
+                            stamps[zone] = due
                     rows.append(
                         (
                             edition_id,
@@ -124,6 +146,8 @@ def _build(
                             new_message_id(),
                             now,
                             now,
+                            due,
+                            None if schedule is None else zone,
                         )
                     )
             if rows:

@@ -58,10 +58,12 @@ from sqlmodel import Session
 from digest.db import immediate_session, session_scope, utcnow
 from digest.delivery.bulk import db_timestamp, executemany
 from digest.delivery.guards import Guards, Hold
+from digest.delivery.local_time import LocalSchedule, state_key
 from digest.delivery.models import Delivery, DeliveryState
 from digest.editions.models import Edition, EditionStatus
 from digest.editions.status import set_status
 from digest.errors import ConflictError
+from digest.state import read_state
 from subscribers.lifecycle import mailable_subscribers_query
 from subscribers.models import Status, Subscriber, Suppression
 
@@ -287,6 +289,7 @@ def claim_in(
         return Claim(None, [])
     expired = expire_leases(session, now=now, idempotent=idempotent, edition_ids=sending)
     for edition_id in sending:
+        follow_zones(session, edition_id, now=now)
         taken = _take(session, edition_id, holder, limit, now=now, lease_seconds=lease_seconds)
         if taken:
             rows = _mailable_rows(session, edition_id, holder)
@@ -295,6 +298,48 @@ def claim_in(
             )
             return Claim(edition_id, rows, skipped, expired, holder)
     return Claim(None, [], 0, expired, holder)
+
+
+def follow_zones(session: Session, edition_id: int, *, now: dt.datetime) -> int:
+    """Local-time delivery: reschedule the pending rows of ``edition_id`` whose subscriber's
+    timezone changed since their ``not_before`` was computed, from the new zone by the
+    edition's own rule (``digest.delivery.local_time``); how many rows moved. Run by every
+    claim before it takes rows, so a row is claimed by its subscriber's current zone: nobody
+    early, nobody twice (one row), nobody skipped (a time already past is due at once)."""
+    stored = read_state(session, state_key(edition_id))
+    if stored is None:
+        return 0
+    schedule = LocalSchedule.from_dict(stored)
+    moved = (
+        session.connection()
+        .execute(
+            sa.select(DELIVERY.c.id, SUBSCRIBER.c.timezone)
+            .join(SUBSCRIBER, SUBSCRIBER.c.id == DELIVERY.c.subscriber_id)
+            .where(
+                DELIVERY.c.edition_id == edition_id,
+                DELIVERY.c.state == str(DeliveryState.PENDING),
+                DELIVERY.c.zone.is_not(None),
+                DELIVERY.c.zone != SUBSCRIBER.c.timezone,
+            )
+        )
+        .all()
+    )
+    if moved:
+        session.connection().execute(
+            sa.update(DELIVERY)
+            .where(DELIVERY.c.id == sa.bindparam("b_id"))
+            .values(
+                not_before=sa.bindparam("b_due"),
+                zone=sa.bindparam("b_zone"),
+                updated_at=now,
+            ),
+            [
+                {"b_id": row_id, "b_due": schedule.due(zone), "b_zone": zone}
+                for row_id, zone in moved
+            ],
+        )
+        log.info("rescheduled rows of subscribers whose timezone changed: %d", len(moved))
+    return len(moved)
 
 
 def _held_by(edition_id: int, worker: str) -> sa.ColumnElement[bool]:
@@ -824,6 +869,26 @@ def forget_recipient(
         .values(email="", updated_at=utcnow())
     ).rowcount
     return int(changed or 0)
+
+
+def upcoming(
+    engine: Engine, edition_id: int, now: dt.datetime | None = None
+) -> tuple[int, dt.datetime | None]:
+    """Rows of ``edition_id`` waiting for a later ``not_before`` (scheduled or deferred), and
+    when the first of them is due."""
+    with session_scope(engine) as session:
+        count, first = (
+            session.connection()
+            .execute(
+                sa.select(sa.func.count(), sa.func.min(DELIVERY.c.not_before)).where(
+                    DELIVERY.c.edition_id == edition_id,
+                    DELIVERY.c.state.in_(CLAIMABLE),
+                    DELIVERY.c.not_before > (now or utcnow()),
+                )
+            )
+            .one()
+        )
+    return int(count), None if first is None else aware(first)
 
 
 def edition_counts(engine: Engine, edition_id: int) -> dict[str, int]:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 from dataclasses import dataclass, field
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from digest.timezones import MAX_ZONE_LENGTH, known_zones, parse_send_time, parse_weekday
@@ -92,6 +93,31 @@ class LocalSchedule:
             self._cache[key] = found
         return found
 
+    def as_dict(self) -> dict[str, str | None]:
+        """As stored with the edition (``state_key``): a resumed build and every claim use
+        the rule the ledger was started with, whatever the settings say by then."""
+        return {
+            "at": self.at.strftime("%H:%M"),
+            "default_zone": self.default_zone.key,
+            "now": self.now.isoformat(),
+            "day": None if self.day is None else self.day.isoformat(),
+        }
+
+    @classmethod
+    def from_dict(cls, value: dict[str, Any]) -> LocalSchedule:
+        day = value.get("day")
+        return cls(
+            parse_send_time(str(value["at"])),
+            ZoneInfo(str(value["default_zone"])),
+            dt.datetime.fromisoformat(str(value["now"])),
+            None if day is None else dt.date.fromisoformat(str(day)),
+        )
+
+
+def state_key(edition_id: int) -> str:
+    """The ``ServiceState`` key holding the schedule of a local-time edition."""
+    return f"local_time:{edition_id}"
+
 
 def follow(
     old_due: dt.datetime,
@@ -106,6 +132,18 @@ def follow(
     day a manual send picked)."""
     day = old_due.astimezone(zone_of(old_zone, default)).date()
     return on_day(zone_of(new_zone, default), day, at)
+
+
+def delivery_weekday(delivery_day: str | None, schedule: str) -> int:
+    """The weekday (Monday = 0) editions are delivered on: ``DIGEST_DELIVERY_DAY``, else the
+    day of ``DIGEST_SCHEDULE`` when it names exactly one, else Monday."""
+    if delivery_day:
+        return parse_weekday(delivery_day)
+    fields = schedule.split()
+    try:
+        return parse_weekday(fields[4]) if len(fields) == 5 else 0
+    except ValueError:
+        return 0  # a range or list of days: Monday
 
 
 def delivery_day(week_monday: dt.date, weekday: int) -> dt.date:

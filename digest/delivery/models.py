@@ -56,6 +56,9 @@ class Delivery(SQLModel, table=True):
     lease_expires_at: dt.datetime | None = Field(default=None, sa_column=sa.Column(UTCDateTime))
     not_before: dt.datetime | None = Field(default=None, sa_column=sa.Column(UTCDateTime))
     retry_until: dt.datetime | None = Field(default=None, sa_column=sa.Column(UTCDateTime))
+    # Local-time delivery: the subscriber's ``timezone`` that ``not_before`` was computed
+    # from (None: an at-once row); a claim reschedules a pending row whose subscriber moved.
+    zone: str | None = Field(default=None, sa_column=sa.Column(sa.String(64)))
     attempt_started_at: dt.datetime | None = Field(default=None, sa_column=sa.Column(UTCDateTime))
     message_id: str = Field(sa_column=sa.Column(sa.String(250), nullable=False, unique=True))
     provider_message_id: str | None = Field(

@@ -26,9 +26,16 @@ from digest.backends.base import EmailBackend, SendResult
 from digest.config import Settings
 from digest.content.document import ComparisonDoc
 from digest.content.weeks import IsoWeek
-from digest.db import session_scope
+from digest.db import immediate_session, session_scope, utcnow
 from digest.delivery.build import VariantKey, ensure_ledger
-from digest.delivery.ledger import DELIVERY, ClaimedRow
+from digest.delivery.ledger import DELIVERY, EDITION, ClaimedRow
+from digest.delivery.local_time import (
+    LocalSchedule,
+    delivery_day,
+    delivery_weekday,
+    parse_send_time,
+    state_key,
+)
 from digest.delivery.sender import MessageFactory
 from digest.editions.models import Edition, EditionStatus
 from digest.editions.selection import new_comparisons
@@ -48,6 +55,7 @@ from digest.render.compose import Recipient, new_message_id
 from digest.render.edition import CompiledVariant, EditionRenderer, subject_for
 from digest.render.subject import SubjectFields, render_subject
 from digest.render.variants import key_of, select
+from digest.state import read_state, write_state
 from subscribers.lifecycle import mailable_subscribers_query
 from subscribers.models import Subscriber
 from subscribers.normalize import normalize_email
@@ -101,8 +109,15 @@ def prepare_edition(engine: Engine, settings: Settings, week: IsoWeek) -> Editio
     return outcome
 
 
-def complete_ledger(engine: Engine, settings: Settings, edition: Edition) -> int:
-    """Build whatever is missing of ``edition``'s ledger; rows in the ledger."""
+def complete_ledger(
+    engine: Engine, settings: Settings, edition: Edition, *, on_delivery_day: bool = False
+) -> int:
+    """Build whatever is missing of ``edition``'s ledger; rows in the ledger.
+
+    In local-time delivery the rows are due at the send time of the edition's delivery day
+    (``on_delivery_day``: the weekly job) or at the next one from now (a manual send), each
+    in the subscriber's zone; see ``ledger_schedule``.
+    """
     assert edition.id is not None
     with session_scope(engine) as session:
         documents = edition_documents(session, edition.id)
@@ -111,7 +126,48 @@ def complete_ledger(engine: Engine, settings: Settings, edition: Edition) -> int
         edition,
         variant_keys(documents),
         partial(new_message_id, settings.sender_address.domain),
+        schedule=ledger_schedule(engine, settings, edition, on_delivery_day=on_delivery_day),
     )
+
+
+def ledger_schedule(
+    engine: Engine, settings: Settings, edition: Edition, *, on_delivery_day: bool = False
+) -> LocalSchedule | None:
+    """The local-time schedule of ``edition``'s ledger; None when its rows are due at once.
+
+    Chosen once, when the ledger is started in ``local-time`` mode, and kept with the edition
+    (``ServiceState[local_time:<id>]``): a resumed build, every claim and ``digest status``
+    use that rule, whatever the settings say later. The edition row is locked meanwhile, so
+    two processes starting the same ledger agree on one rule.
+    """
+    assert edition.id is not None
+    key = state_key(edition.id)
+    with immediate_session(engine) as session:
+        locked = sa.select(EDITION.c.id).where(EDITION.c.id == edition.id)
+        if session.get_bind().dialect.name == "postgresql":
+            locked = locked.with_for_update()
+        session.connection().execute(locked)
+        stored = read_state(session, key)
+        if stored is not None:
+            return LocalSchedule.from_dict(stored)
+        if settings.delivery_mode != "local-time" or edition.ledger_complete:
+            return None
+        day = None
+        if on_delivery_day:
+            weekday = delivery_weekday(settings.delivery_day, settings.schedule)
+            day = delivery_day(IsoWeek.parse(edition.week).monday, weekday)
+        schedule = LocalSchedule(
+            parse_send_time(settings.local_send_time), settings.zone, utcnow(), day
+        )
+        write_state(session, key, schedule.as_dict())
+        return schedule
+
+
+def edition_schedule(engine: Engine, edition_id: int) -> LocalSchedule | None:
+    """The stored local-time schedule of an edition (None: at once)."""
+    with session_scope(engine) as session:
+        stored = read_state(session, state_key(edition_id))
+    return None if stored is None else LocalSchedule.from_dict(stored)
 
 
 def complete_ledgers(engine: Engine, settings: Settings) -> int:

@@ -13,7 +13,14 @@ is one ``Outcome``:
   pause switch; ``hold.by``/``hold.at``): nothing more was claimed;
 - ``cancelled``; ``stopped`` (SIGTERM/SIGINT: rows in hand were given back);
 - ``no_edition``: the week has too few new comparisons (``reason``);
-- ``idle``: a worker run that found nothing to claim now (``worker --once``).
+- ``idle``: a worker run that found nothing to claim now (``worker --once``);
+- ``scheduled``: local-time delivery, the rows due now are sent and the rest are due later
+  (``next_due``, ``scheduled`` rows); the scheduler or a worker sends them as they come due,
+  or ``wait_for_schedule`` (``digest send --wait``) keeps this run going until they are.
+
+In local-time mode (``settings.delivery_mode``) the ledger's rows are due at the send time in
+each subscriber's zone (``digest.delivery.local_time``): on the edition's delivery day when
+the weekly job builds it (``on_delivery_day``), at the next one from now for a manual send.
 
 The guards are enforced at the claim itself (``digest.delivery.ledger``), whatever calls this;
 ``run_edition`` also asks them before building the ledger so a held send says so at once.
@@ -23,6 +30,7 @@ override is recorded.
 
 from __future__ import annotations
 
+import datetime as dt
 import enum
 import threading
 from collections.abc import Callable
@@ -36,8 +44,13 @@ from digest.config import Settings
 from digest.content.weeks import IsoWeek
 from digest.db import session_scope, utcnow
 from digest.delivery.guards import Guards, Hold, HoldReason, current_hold, record_override
-from digest.delivery.ledger import edition_counts, sending_edition_ids
-from digest.delivery.prepare import complete_ledger, complete_ledgers, message_factories
+from digest.delivery.ledger import edition_counts, sending_edition_ids, upcoming
+from digest.delivery.prepare import (
+    complete_ledger,
+    complete_ledgers,
+    edition_schedule,
+    message_factories,
+)
 from digest.delivery.sender import DeliveryEngine, OnWait, RunOutcome, RunReport, SendStats
 from digest.editions.models import Edition, EditionStatus
 from digest.editions.service import open_edition
@@ -53,6 +66,7 @@ class Outcome(enum.StrEnum):
     STOPPED = "stopped"
     NO_EDITION = "no_edition"
     IDLE = "idle"
+    SCHEDULED = "scheduled"
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,9 +82,13 @@ class SendReport:
     hold: Hold | None = None
     reason: str = ""
     recipients: int = 0
+    scheduled: int = 0
+    next_due: dt.datetime | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
+            "scheduled": self.scheduled,
+            "next_due": None if self.next_due is None else self.next_due.isoformat(),
             "outcome": str(self.outcome),
             "edition": None if self.edition is None else self.edition.id,
             "week": None if self.edition is None else self.edition.week,
@@ -140,9 +158,12 @@ def run_edition(
     ignore_window: bool = False,
     operator: str = "unknown",
     run: Run | None = None,
+    on_delivery_day: bool = False,
+    wait_for_schedule: bool = False,
 ) -> SendReport:
     """Send the edition of ``week`` until nothing is left, or it is held, paused, cancelled
-    or stopped (see the module docstring)."""
+    or stopped; in local-time delivery, until nothing more is due unless
+    ``wait_for_schedule`` (see the module docstring)."""
     run = run or Run()
     opened = open_for_sending(engine, settings, week)
     edition = opened.edition
@@ -150,7 +171,8 @@ def run_edition(
         return opened.final
     assert edition is not None and edition.id is not None
     guards = Guards.of(settings, ignore_window=ignore_window)
-    recipients = complete_ledger(engine, settings, edition)
+    recipients = complete_ledger(engine, settings, edition, on_delivery_day=on_delivery_day)
+    scheduled = edition_schedule(engine, edition.id) is not None
     held = current_hold(engine, guards)
     if held is not None:
         return _finish(engine, _held(held), edition, opened.created, hold=held)
@@ -162,14 +184,18 @@ def run_edition(
             by=operator,
             window=str(settings.send_window),
         )
-    report = _engine_run(engine, settings, run, guards, [edition.id])
+    report = _engine_run(
+        engine, settings, run, guards, [edition.id], until_done=wait_for_schedule or not scheduled
+    )
     outcome = {
         RunOutcome.HELD: Outcome.HELD,
         RunOutcome.PAUSED: Outcome.PAUSED,
         RunOutcome.CANCELLED: Outcome.CANCELLED,
         RunOutcome.STOPPED: Outcome.STOPPED,
+        RunOutcome.IDLE: Outcome.SCHEDULED,
     }.get(report.outcome)
     counts = edition_counts(engine, edition.id)
+    later, next_due = upcoming(engine, edition.id)
     if outcome is None:
         trouble = counts["failed"] + counts["unknown"]
         outcome = Outcome.SENT_WITH_FAILURES if trouble else Outcome.SENT
@@ -181,6 +207,8 @@ def run_edition(
         report.stats,
         report.hold,
         recipients=recipients,
+        scheduled=later,
+        next_due=next_due,
     )
 
 
@@ -224,6 +252,7 @@ def _engine_run(
     worker_mode: bool = False,
     forever: bool = False,
     on_idle: Callable[[], object] | None = None,
+    until_done: bool = True,
 ) -> RunReport:
     with run.backend(settings) as backend:
         sender = DeliveryEngine(
@@ -240,7 +269,7 @@ def _engine_run(
             return sender.run(
                 None, until_done=False, forever=forever, poll=run.poll, on_idle=on_idle
             )
-        return sender.run(edition_ids, poll=run.poll)
+        return sender.run(edition_ids, until_done=until_done, poll=run.poll)
 
 
 def _anything_sending(engine: Engine) -> bool:

@@ -69,6 +69,7 @@ RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 
 class JobStatus(enum.StrEnum):
     SENT = "sent"  # the edition has gone out to every recipient
+    SCHEDULED = "scheduled"  # local-time delivery: the rest go out as they come due
     ALREADY_SENT = "already_sent"  # an earlier run sent it: nothing to do
     SKIPPED = "skipped"  # no edition this week (too few new comparisons, or cancelled)
     HELD = "held"  # still paused or outside the window when the hold ran out; resumable
@@ -152,7 +153,9 @@ def deliver_edition(
     engine: Engine, settings: Settings, edition: Edition, *, stop: threading.Event
 ) -> SendReport:
     """The real send: ``digest.delivery.run.run_edition``, as ``digest send`` does it."""
-    return run_edition(engine, settings, IsoWeek.parse(edition.week), run=Run(stop=stop))
+    return run_edition(
+        engine, settings, IsoWeek.parse(edition.week), run=Run(stop=stop), on_delivery_day=True
+    )
 
 
 # -- fetching content with retries ------------------------------------------------------------
@@ -411,6 +414,11 @@ class _WeeklyRun:
         report.status, report.reason = {
             Outcome.SENT: (JobStatus.SENT, ""),
             Outcome.SENT_WITH_FAILURES: (JobStatus.SENT, "some rows failed: see `digest status`"),
+            Outcome.SCHEDULED: (
+                JobStatus.SCHEDULED,
+                f"{sent.scheduled} rows are due later, the first at "
+                f"{sent.next_due.isoformat() if sent.next_due else '-'}; sent as they come due",
+            ),
             Outcome.PAUSED: (JobStatus.HELD, "paused while sending"),
             Outcome.HELD: (JobStatus.HELD, "the send window closed while sending"),
             Outcome.CANCELLED: (
