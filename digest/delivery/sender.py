@@ -32,9 +32,10 @@ recorded first. A per-recipient rejection inside an accepted call fails that row
 the provider says the address itself is unusable it is also suppressed (a hard bounce,
 audited).
 
-The guards (pause switch, send window) are checked by every claim; a cancelled edition is no
-longer claimed, and its rows not yet in flight are skipped. ``stop`` (SIGTERM/SIGINT) is
-honoured between calls and during every wait: rows in hand are given back.
+The guards (pause switch, send window) are checked by every claim, and again between the calls
+of a batch (at most once a second): a pause stops every sender after its current call. A
+cancelled edition is no longer claimed, and its rows not yet in flight are skipped. ``stop``
+(SIGTERM/SIGINT) is honoured between calls and during every wait: rows in hand are given back.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ import logging
 import random
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
@@ -67,7 +69,7 @@ from digest.backends.errors import (
 from digest.config import Settings
 from digest.db import immediate_session, is_sqlite, session_scope, utcnow
 from digest.delivery.flow import RateLimiter, backoff_delay
-from digest.delivery.guards import Guards, Hold, HoldReason
+from digest.delivery.guards import Guards, Hold, HoldReason, current_hold
 from digest.delivery.ledger import (
     DELIVERY,
     EDITION,
@@ -97,6 +99,7 @@ RETRY_CAP_SECONDS = 30.0
 DELIVERY_ACTOR = "delivery"
 MESSAGE_BYTES_IN_FLIGHT = 64 * 1024 * 1024  # message bodies held by all threads together
 MIN_CALL_BYTES = 512 * 1024
+GUARD_RECHECK_SECONDS = 1.0  # within a batch, the guards are asked again at most this often
 M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter number
 MMAP_THRESHOLD_BYTES = 256 * 1024
 
@@ -397,8 +400,18 @@ class DeliveryEngine:
         self.stats.add(batches=1)
         factory = None
         start = 0
+        checked = time.monotonic()
         try:
             while start < len(rows):
+                if start and time.monotonic() - checked >= GUARD_RECHECK_SECONDS:
+                    # A pause or the end of the window stops the batch between two calls, not
+                    # only at the next claim (a batch can take minutes at a low rate).
+                    checked = time.monotonic()
+                    held = current_hold(self.engine, self.guards)
+                    if held is not None:
+                        self._held = held
+                        self._release([row.id for row in rows[start:]], holder)
+                        return
                 factory = factory or self._factory(claim.edition_id)
                 size = self.limiter.call_size(self.backend.max_batch_size)
                 call, messages = self._next_call(rows, start, factory, size)

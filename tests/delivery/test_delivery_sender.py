@@ -288,6 +288,30 @@ def test_the_pause_switch_is_honoured_between_batches(
     assert states(loaded) == {"sent": 40} and len(backend.sent) == 40
 
 
+def test_a_pause_stops_a_slow_batch_between_two_calls(
+    loaded: Engine, send_settings: Settings, make_sender: EngineFactory, backend: MemoryBackend
+) -> None:
+    """At 5 msg/s a batch of 40 takes 8 s: a pause after the first call stops it within about
+    a second, not at the end of the batch."""
+    settings = _serial(send_settings, send_batch_size=40, send_rate=5.0)
+    edition_id = _edition(loaded, settings, 40)
+    paused: list[bool] = []
+
+    def pause_after_first(stats: SendStats) -> None:
+        if not paused:
+            paused.append(True)
+            with session_scope(loaded) as session:
+                write_state(session, "paused", {"paused": True, "by": "ops", "at": "now"})
+
+    started = time.monotonic()
+    report = make_sender(settings=settings, on_progress=pause_after_first).run([edition_id])
+    assert report.outcome is RunOutcome.PAUSED
+    assert report.hold is not None and report.hold.by == "ops"
+    assert time.monotonic() - started < 4.0
+    sent = states(loaded)["sent"]
+    assert 5 <= sent <= 15 and states(loaded)["pending"] == 40 - sent
+
+
 def test_cancel_stops_workers_at_their_next_batch(
     loaded: Engine, send_settings: Settings, make_sender: EngineFactory, backend: MemoryBackend
 ) -> None:
