@@ -5,6 +5,10 @@ crontab line ``0 8 * * 1`` would fire on Tuesdays. ``build_trigger`` reads the d
 field with crontab's meaning instead (0 and 7 = Sunday, 1 = Monday, names ``MON``..``SUN``,
 ranges, lists and steps) and hands APScheduler day names, which mean the same to everybody.
 
+In local-time delivery (``weekly_trigger``) the job fires once a week when the first zone,
+UTC+14, reaches ``DIGEST_LOCAL_SEND_TIME`` on the delivery day: its ledger is then built before
+anybody's send time, and every row falls on the delivery day in its own zone.
+
 Crontab fires when *either* day field matches if both are restricted; APScheduler requires
 both. Rather than silently pick one meaning, such a schedule is refused.
 """
@@ -16,6 +20,8 @@ from zoneinfo import ZoneInfo
 
 from apscheduler.triggers.cron import CronTrigger
 
+from digest.config import Settings
+from digest.delivery.local_time import EARLIEST_ZONE, delivery_weekday, parse_send_time
 from digest.errors import ConfigError
 
 CRONTAB_DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")  # crontab numbering, 0..6
@@ -78,6 +84,29 @@ def build_trigger(schedule: str, zone: ZoneInfo) -> CronTrigger:
         )
     except ValueError as exc:
         raise ConfigError(f"invalid DIGEST_SCHEDULE {schedule!r}: {exc} ({HELP})") from None
+
+
+def weekly_trigger(settings: Settings) -> CronTrigger:
+    """The weekly job's trigger: ``DIGEST_SCHEDULE`` in ``DIGEST_TIMEZONE``, or in local-time
+    delivery the send time of the delivery day in UTC+14 (``DIGEST_SCHEDULE`` is still
+    checked: its weekday is the default delivery day)."""
+    trigger = build_trigger(settings.schedule, settings.zone)
+    if settings.delivery_mode != "local-time":
+        return trigger
+    at = parse_send_time(settings.local_send_time)
+    weekday = delivery_weekday(settings.delivery_day, settings.schedule)
+    return CronTrigger(
+        minute=at.minute,
+        hour=at.hour,
+        day_of_week=APSCHEDULER_ORDER[weekday],
+        timezone=EARLIEST_ZONE,
+    )
+
+
+def job_zone(settings: Settings) -> ZoneInfo:
+    """The zone whose calendar the weekly job reads "the last complete week" in: UTC+14 in
+    local-time delivery (the job fires on the delivery day there), else ``DIGEST_TIMEZONE``."""
+    return EARLIEST_ZONE if settings.delivery_mode == "local-time" else settings.zone
 
 
 def fire_times(trigger: CronTrigger, after: dt.datetime, count: int) -> list[dt.datetime]:

@@ -6,7 +6,8 @@ Steps, in order (each logs one ``event=job_step`` line with its outcome):
    connection errors, 408/425/429 and 5xx) and/or ``settings.content_dir``. A source that
    cannot be read at all fails the job (the week's content is unknown); single documents that
    fail validation are reported and the others imported.
-2. **week**: the last complete ISO week in ``settings.zone`` at ``now``.
+2. **week**: the last complete ISO week in ``settings.zone`` at ``now`` (in UTC+14 in local-time
+   delivery, where the job fires on the delivery day: ``digest.scheduler.cron.job_zone``).
 3. **edition**: ``digest.delivery.run.open_for_sending`` creates the week's edition once (a
    unique key makes a second run harmless) or finds it, and says whether it is still to be
    sent (fewer than ``settings.min_new_comparisons`` new comparisons skips the week).
@@ -55,6 +56,7 @@ from digest.delivery.guards import (
 from digest.delivery.run import Outcome, Run, SendReport, open_for_sending, run_edition
 from digest.editions.models import Edition
 from digest.logs import log_event
+from digest.scheduler.cron import job_zone
 from digest.scheduler.heartbeat import iso, write_last_run
 from digest.scheduler.leader import process_identity
 
@@ -344,7 +346,7 @@ class _WeeklyRun:
 
     def select_week(self) -> IsoWeek:
         with self.step("week") as detail:
-            week = IsoWeek.last_complete(self.report.started_at, self.settings.zone)
+            week = IsoWeek.last_complete(self.report.started_at, job_zone(self.settings))
             self.report.week = str(week)
             detail.update(timezone=self.settings.timezone)
         return week

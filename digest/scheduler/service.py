@@ -43,7 +43,7 @@ from sqlalchemy.engine import Engine
 from digest.config import Settings
 from digest.db import utcnow
 from digest.logs import log_event
-from digest.scheduler.cron import build_trigger
+from digest.scheduler.cron import weekly_trigger
 from digest.scheduler.heartbeat import DEFAULT_INTERVAL, JOB_ID, Heartbeat, iso, write_last_run
 from digest.scheduler.job import (
     JOB_FUNC,
@@ -115,7 +115,7 @@ class SchedulerService:
     ) -> None:
         self.settings = settings
         self.engine = engine
-        self.trigger = build_trigger(settings.schedule, settings.zone)  # refuse a bad one now
+        self.trigger = weekly_trigger(settings)  # refuse a bad one now
         self.heartbeat_seconds = heartbeat_seconds
         self.leader_retry_seconds = leader_retry_seconds
         self.job = job or _default_job(settings, engine)
@@ -316,7 +316,7 @@ def run_once(
     It holds the job lock meanwhile, so it never runs next to a scheduled run (or another
     ``--once``): if one is in progress it waits up to ``wait`` seconds, then raises
     ``LeadershipTaken`` naming the process running it."""
-    build_trigger(settings.schedule, settings.zone)  # the same checks as the service
+    weekly_trigger(settings)  # the same checks as the service
     stop = stop or threading.Event()
     lock = lock or job_lock_for(engine, settings.newsletter)
     try:

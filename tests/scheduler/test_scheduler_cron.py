@@ -100,3 +100,28 @@ def test_invalid_schedule_is_refused_with_the_setting_named(schedule: str, probl
         build_trigger(schedule, BERLIN)
     message = str(caught.value)
     assert "DIGEST_SCHEDULE" in message and problem in message and "crontab syntax" in message
+
+
+def test_local_time_delivery_fires_when_utc_plus_14_reaches_the_send_time() -> None:
+    from digest.config import load_settings
+    from digest.content.weeks import IsoWeek
+    from digest.scheduler.cron import job_zone, weekly_trigger
+
+    at_once = load_settings(schedule="0 8 * * MON", timezone="Europe/Berlin")
+    assert fire_times(weekly_trigger(at_once), dt.datetime(2026, 11, 20, tzinfo=dt.UTC), 1) == [
+        dt.datetime(2026, 11, 23, 7, 0, tzinfo=dt.UTC)
+    ]
+    local = at_once.model_copy(update={"delivery_mode": "local-time"})
+    fires = fire_times(weekly_trigger(local), dt.datetime(2026, 11, 20, tzinfo=dt.UTC), 2)
+    # Monday 08:00 in UTC+14 is Sunday 18:00 UTC: before any zone's Monday 08:00.
+    assert fires == [
+        dt.datetime(2026, 11, 22, 18, 0, tzinfo=dt.UTC),
+        dt.datetime(2026, 11, 29, 18, 0, tzinfo=dt.UTC),
+    ]
+    # At that moment the last complete week is W47 in UTC+14 (in Berlin it is still Sunday).
+    assert str(IsoWeek.last_complete(fires[0], job_zone(local))) == "2026-W47"
+    assert str(IsoWeek.last_complete(fires[0], job_zone(at_once))) == "2026-W46"
+    thursday = local.model_copy(update={"delivery_day": "THU", "local_send_time": "07:30"})
+    assert fire_times(weekly_trigger(thursday), dt.datetime(2026, 11, 20, tzinfo=dt.UTC), 1) == [
+        dt.datetime(2026, 11, 25, 17, 30, tzinfo=dt.UTC)
+    ]
