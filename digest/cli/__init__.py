@@ -77,6 +77,7 @@ def main_options(
 
 
 EX_USAGE = 64  # sysexits.h: the command was used incorrectly
+EX_IOERR = 74  # sysexits.h: an error while reading or writing a file
 
 
 def _usage_line(exc: ClickException) -> str:
@@ -117,6 +118,14 @@ def main() -> None:
     except ClickException as exc:  # e.g. a file argument that cannot be opened
         typer.echo(_usage_line(exc), err=True)
         sys.exit(exc.exit_code)
+    except OSError as exc:  # a file that cannot be read or written, a network failure
+        if _Options.debug:
+            traceback.print_exc()
+        else:
+            where = f"{exc.filename}: " if exc.filename else ""
+            reason = (exc.strerror or str(exc) or type(exc).__name__).strip()
+            typer.echo(f"error: {where}{reason[:1].lower()}{reason[1:]}", err=True)
+        sys.exit(EX_IOERR)
     except Exception as exc:  # a bug: say so in one line
         if _Options.debug:
             traceback.print_exc()

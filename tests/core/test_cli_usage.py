@@ -90,3 +90,18 @@ def test_a_port_in_use_is_one_line(run_cli: RunCli, tmp_path: Path, command: lis
         f"error: cannot listen on 127.0.0.1:{port}: address already in use "
         "(choose another --port or --host)\n"
     )
+
+
+@pytest.mark.parametrize("debug", [False, True], ids=["plain", "debug"])
+def test_a_file_that_cannot_be_written_is_one_line(
+    run_cli: RunCli, tmp_path: Path, debug: bool
+) -> None:
+    url = f"sqlite:///{tmp_path / 'digest.db'}"
+    upgrade(url)
+    target = tmp_path / "missing" / "people.csv"
+    code, out, err = run_cli(
+        *(["--debug"] if debug else []), "subscribers", "export", str(target), url=url
+    )
+    assert code == 74 and out == ""  # EX_IOERR, with or without --debug
+    if not debug:
+        assert err == f"error: {target}: no such file or directory\n"
