@@ -120,15 +120,16 @@ class TokenSigner:
             for purpose in Purpose
         }
         self._macs = {purpose: _Mac(key) for purpose, key in keys.items()}
-        self._vote_key = keys[Purpose.VOTE]
+        # Keyed BLAKE2b with the key block absorbed once: copying this state is twice as fast
+        # as keying a new hash per signature, and a vote token is signed per tool per message.
+        self._vote_hash = hashlib.blake2b(key=keys[Purpose.VOTE], digest_size=_VOTE_SIGNATURE_BYTES)
 
     # -- vote tokens ---------------------------------------------------------------------------
 
     def _vote_signature(self, body: str) -> str:
-        digest = hashlib.blake2b(
-            body.encode("ascii"), key=self._vote_key, digest_size=_VOTE_SIGNATURE_BYTES
-        ).digest()
-        return urlsafe_b64encode(digest).decode("ascii")
+        state = self._vote_hash.copy()
+        state.update(body.encode("ascii"))
+        return urlsafe_b64encode(state.digest()).decode("ascii")
 
     def make_vote(self, ref: VoteRef, *, day: int | None = None) -> str:
         """The token of the vote link for ``ref`` (``day``: UTC day of issue as days since
@@ -152,12 +153,20 @@ class TokenSigner:
             raise ValueError("ids are not negative")
         day = _today() - _VOTE_DAY_EPOCH
         head = f"{subscriber_id}.{edition_id}."
-        sign = self._vote_signature
+        # Every token of the message starts with ``head``: hash it once, copy per token.
+        signed_head = self._vote_hash.copy()
+        signed_head.update(head.encode("ascii"))
         tokens = []
         for comparison, tool in tools:
-            ship = f"{head}{comparison}.{tool}.s.{day}"
-            skip = f"{head}{comparison}.{tool}.k.{day}"
-            tokens.append((f"{ship}.{sign(ship)}", f"{skip}.{sign(skip)}"))
+            tail = f"{comparison}.{tool}."
+            pair = []
+            for code in ("s", "k"):
+                rest = f"{tail}{code}.{day}"
+                state = signed_head.copy()
+                state.update(rest.encode("ascii"))
+                signature = urlsafe_b64encode(state.digest()).decode("ascii")
+                pair.append(f"{head}{rest}.{signature}")
+            tokens.append((pair[0], pair[1]))
         return tokens
 
     def read_vote(self, token: str) -> VoteRef | None:
