@@ -174,6 +174,17 @@ class Settings(BaseSettings):
                 ) from None
         return networks
 
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        scheme = value.partition("://")[0].lower() if "://" in value else ""
+        if not scheme.startswith(("sqlite", "postgres")):
+            raise ValueError(
+                "must be sqlite:///path/to/digest.db or postgresql+psycopg://user@host/db, "
+                f"got {_mask_url_password(value)!r}"
+            )
+        return value
+
     @field_validator("base_url")
     @classmethod
     def _absolute_base_url(cls, value: str) -> str:

@@ -112,7 +112,12 @@ def _sqlite_engine(url: str, *, echo: bool) -> Engine:
 
 
 def engine_from_settings(settings: Settings) -> Engine:
-    return create_engine(settings.database_url)
+    """The engine of ``DIGEST_DATABASE_URL``; a URL SQLAlchemy cannot use is a ``ConfigError``."""
+    try:
+        return create_engine(settings.database_url)
+    except (sa.exc.ArgumentError, ImportError) as exc:
+        masked = settings.masked()["database_url"]
+        raise ConfigError(f"DIGEST_DATABASE_URL {masked}: {exc}") from None
 
 
 @contextmanager

@@ -200,3 +200,21 @@ def test_the_scheduler_probe_creates_nothing(tmp_path: Path) -> None:
         "run `digest db upgrade`\n"
     )
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("garbage", "DIGEST_DATABASE_URL: must be sqlite:///path/to/digest.db or postgresql"),
+        ("mysql://digest:hunter2@db/digest", "got 'mysql://digest:********@db/digest'"),
+        ("sqlite+nosuchdriver:///x.db", "DIGEST_DATABASE_URL sqlite+nosuchdriver:///x.db: "),
+    ],
+    ids=["not a url", "another database", "unknown driver"],
+)
+def test_a_database_url_that_cannot_work_is_one_line(
+    run_cli: RunCli, url: str, expected: str
+) -> None:
+    code, out, err = run_cli("status", url=url)
+    assert code == 78 and out == ""
+    [line] = err.splitlines()
+    assert line.startswith("error: ") and expected in line and "hunter2" not in line
