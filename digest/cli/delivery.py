@@ -1,12 +1,13 @@
 """``digest send``, ``status``, ``resend``, ``cancel`` and ``worker``: sending editions and
 watching them go out. A thin layer over ``digest.delivery``.
 
-Exit codes of ``send``: 0 when the edition is out (nothing pending, nothing failed or
-unknown), 1 when rows failed or are unknown (see ``digest resend``) or the edition was
-cancelled, 66 when the week has no edition (too few new comparisons: the preview of such a
-week exits 66 too; the dry run as well), 69 when the provider refused the request for good
-(bad credentials: nothing of that batch was sent), 75 when sending is paused or outside the
-send window (one line says until when), 130/143 after SIGINT/SIGTERM (the calls in flight
+Exit codes of ``send``: 0 when the edition is out (nothing pending, nothing failed or unknown)
+or, in local-time delivery, when what is due is sent and the rest is scheduled (one line says
+when the next rows are due), 1 when rows failed or are unknown (see ``digest resend``) or the
+edition was cancelled, 66 when the week has no edition (too few new comparisons: the preview of
+such a week exits 66 too; the dry run as well), 69 when the provider refused the request for
+good (bad credentials: nothing of that batch was sent), 75 when sending is paused or outside
+the send window (one line says until when), 130/143 after SIGINT/SIGTERM (the calls in flight
 are finished, the rest given back; running ``send`` again resumes).
 
 ``worker`` exits 0 when stopped by SIGTERM/SIGINT (a normal stop: work in hand is given back),
@@ -87,8 +88,17 @@ def send_command(
             "switch still holds.",
         ),
     ] = False,
+    wait: Annotated[
+        bool,
+        typer.Option(
+            "--wait",
+            help="Local-time delivery: keep running until every subscriber's send time has "
+            "come and gone (default: send what is due, then say when the rest are due).",
+        ),
+    ] = False,
 ) -> None:
-    """Create (or resume) the week's edition and send it to every subscriber."""
+    """Create (or resume) the week's edition and send it to every subscriber (in local-time
+    delivery: to those whose send time has come; the scheduler sends the rest)."""
     from digest.backends.registry import get_backend
     from digest.delivery.prepare import send_test_copy
     from digest.delivery.run import Run, run_edition
@@ -120,6 +130,7 @@ def send_command(
             ignore_window=now,
             operator=_operator(),
             run=Run(stop=stop, on_progress=on_progress, on_wait=_waiting_line()),
+            wait_for_schedule=wait,
         )
     _finish_send(engine, report, received)
 
@@ -198,6 +209,14 @@ def _finish_send(engine: Engine, report: SendReport, received: list[int]) -> Non
             raise ConflictError(f"edition {edition.id} ({edition.week}) is cancelled")
         common.echo_err(f"edition {edition.id} was cancelled")
         raise typer.Exit(EXIT_INCOMPLETE)
+    if report.outcome is Outcome.SCHEDULED:
+        due = "-" if report.next_due is None else _when(report.next_due)
+        typer.echo(
+            f"{report.scheduled} rows wait for their subscribers' local send time; the next are "
+            f"due at {due}. `digest scheduler` (or `digest worker`) sends them as they come "
+            f"due; `digest send --week {edition.week} --wait` waits for them here."
+        )
+        return
     trouble = counts["failed"] + counts["unknown"]
     if trouble:
         common.echo_err(
@@ -207,6 +226,13 @@ def _finish_send(engine: Engine, report: SendReport, received: list[int]) -> Non
         )
         raise typer.Exit(EXIT_INCOMPLETE)
     typer.echo(f"edition {edition.id} ({edition.week}) is sent")
+
+
+def _when(moment: Any) -> str:
+    """An instant as UTC and as local time in DIGEST_TIMEZONE."""
+    settings = common.settings()
+    local = moment.astimezone(settings.zone)
+    return f"{moment:%Y-%m-%d %H:%M} UTC ({local:%a %H:%M} {settings.timezone})"
 
 
 def _edition_comparisons(engine: Engine, edition: Edition) -> list[Any]:
@@ -360,10 +386,30 @@ def status_command(
         typer.echo(
             f"  rate {data['rate_per_second']:.1f} msg/s over the last minute; ETA {eta_text}"
         )
+    if data["schedule"]:
+        _print_schedule(data["schedule"])
     if data["webhook"]:
         events = ", ".join(f"{kind} {count}" for kind, count in sorted(data["webhook"].items()))
         typer.echo(f"  provider events: {events}")
     typer.echo(_scheduler_line(scheduler))
+
+
+def _print_schedule(slots: list[dict[str, Any]]) -> None:
+    """The local-time schedule as a small table: the instant in UTC and in DIGEST_TIMEZONE,
+    the zones due then, rows still to go and sent."""
+    import datetime as dt
+
+    settings = common.settings()
+    typer.echo(f"  schedule ({len(slots)} send times; local time in {settings.timezone})")
+    typer.echo(f"    {'UTC':<16}  {'local':<9}  {'pending':>7}  {'sent':>7}  zones")
+    for slot in slots:
+        at = dt.datetime.fromisoformat(slot["at"].replace("Z", "+00:00"))
+        local = at.astimezone(settings.zone)
+        zones = ", ".join(slot["zones"][:3]) + (" ..." if len(slot["zones"]) > 3 else "")
+        typer.echo(
+            f"    {at:%Y-%m-%d %H:%M}  {local:%a %H:%M}  {slot['pending']:>7}  "
+            f"{slot['sent']:>7}  {zones}"
+        )
 
 
 def _status(edition_id: int | None) -> tuple[dict[str, Any], dict[str, Any]]:

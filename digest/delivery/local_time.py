@@ -41,6 +41,11 @@ def _zone(name: str) -> ZoneInfo | None:
     return ZoneInfo(name)
 
 
+def own_zone(name: str | None) -> ZoneInfo | None:
+    """The subscriber's own zone; None when they gave none (they get ``DIGEST_TIMEZONE``)."""
+    return _zone(name or "")
+
+
 def zone_of(name: str | None, default: ZoneInfo) -> ZoneInfo:
     """The zone a subscriber's ``timezone`` stands for; ``default`` when they gave none."""
     return _zone(name or "") or default

@@ -13,6 +13,10 @@ The rate is messages sent per second over the last minute (measured from the fir
 so a send six seconds old is not averaged over sixty); the ETA comes from it, and only while
 the edition is actually sending.
 
+In local-time delivery the report has the ``schedule``: rows grouped by the instant they are
+due (the subscriber's send time in their zone, by the rule kept with the edition), each with
+how many are still to go, how many are sent, and the zones due then (most rows first).
+
 Provider events are counted by the webhooks package and passed in (``webhook``): delivery does
 not import webhooks.
 """
@@ -20,6 +24,7 @@ not import webhooks.
 from __future__ import annotations
 
 import datetime as dt
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,9 +34,11 @@ from sqlmodel import Session, col, select
 from digest.db import utcnow
 from digest.delivery.guards import Guards, Hold
 from digest.delivery.ledger import DELIVERY, aware, state_counts
+from digest.delivery.local_time import LocalSchedule, own_zone, state_key
 from digest.delivery.models import DeliveryState
 from digest.editions.models import Edition, EditionStatus
 from digest.editions.service import latest_edition
+from digest.state import read_state
 
 RATE_WINDOW = dt.timedelta(minutes=1)
 DOCUMENTED_COUNTS = ("pending", "claimed", "sent", "failed", "unknown", "skipped")
@@ -50,6 +57,7 @@ class EditionStatusReport:
     rate_per_second: float = 0.0
     eta_seconds: float | None = None
     webhook: dict[str, int] = field(default_factory=dict)
+    schedule: list[ScheduleSlot] = field(default_factory=list)
 
     @property
     def remaining(self) -> int:
@@ -74,7 +82,58 @@ class EditionStatusReport:
             "created_at": None if edition is None else _iso(edition.created_at),
             "completed_at": None if edition is None else _iso(edition.completed_at),
             "webhook": self.webhook,
+            "schedule": [slot.as_json() for slot in self.schedule],
         }
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleSlot:
+    """The rows of a local-time edition due at one instant."""
+
+    at: dt.datetime
+    pending: int
+    sent: int
+    zones: tuple[str, ...]
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "at": _iso(self.at),
+            "pending": self.pending,
+            "sent": self.sent,
+            "zones": list(self.zones),
+        }
+
+
+def schedule_slots(session: Session, edition_id: int) -> list[ScheduleSlot]:
+    """A local-time edition's rows by due instant (empty for an edition sent at once)."""
+    stored = read_state(session, state_key(edition_id))
+    if stored is None:
+        return []
+    schedule = LocalSchedule.from_dict(stored)
+    rows = session.connection().execute(
+        sa.select(DELIVERY.c.zone, DELIVERY.c.state, sa.func.count())
+        .where(DELIVERY.c.edition_id == edition_id, DELIVERY.c.zone.is_not(None))
+        .group_by(DELIVERY.c.zone, DELIVERY.c.state)
+    )
+    to_go = {str(state) for state in (DeliveryState.PENDING, DeliveryState.CLAIMED)}
+    to_go.add(str(DeliveryState.DEFERRED))
+    pending: Counter[dt.datetime] = Counter()
+    sent: Counter[dt.datetime] = Counter()
+    zones: dict[dt.datetime, Counter[str]] = {}
+    for zone, state, count in rows:
+        at = schedule.due(zone)
+        if state in to_go:
+            pending[at] += int(count)
+        elif state == str(DeliveryState.SENT):
+            sent[at] += int(count)
+        else:
+            continue
+        shown = zone if own_zone(zone) is not None else schedule.default_zone.key
+        zones.setdefault(at, Counter())[shown] += int(count)
+    return [
+        ScheduleSlot(at, pending[at], sent[at], tuple(name for name, _ in zones[at].most_common()))
+        for at in sorted(zones)
+    ]
 
 
 def _iso(moment: dt.datetime | None) -> str | None:
@@ -148,6 +207,7 @@ def status_report(
         rate_per_second=rate,
         eta_seconds=eta,
         webhook=webhook or {},
+        schedule=schedule_slots(session, edition.id),
     )
 
 

@@ -353,3 +353,59 @@ def test_a_worker_completes_a_ledger_left_unfinished(cli: Engine, send_settings:
     with cli.connect() as connection:
         row = connection.execute(sa.text("SELECT status, ledger_complete FROM edition")).one()
     assert row[0] == "sent" and bool(row[1])
+
+
+def test_local_time_send_exits_with_the_next_send_time_and_status_shows_the_schedule(
+    cli: Engine, postmark: FakePostmark, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import datetime as dt
+
+    import time_machine
+
+    monkeypatch.setenv("DIGEST_DELIVERY_MODE", "local-time")
+    monkeypatch.setenv("DIGEST_TIMEZONE", "Europe/Berlin")
+    get_settings.cache_clear()
+    ids = add_subscribers(cli, 6, categories=([],))
+    zones = ["Asia/Kolkata", "Asia/Kolkata", "Europe/London", "America/Los_Angeles", "UTC", ""]
+    with cli.begin() as connection:
+        for subscriber_id, zone in zip(ids, zones, strict=True):
+            connection.execute(
+                sa.update(Subscriber.__table__)  # type: ignore[attr-defined]
+                .where(sa.column("id") == subscriber_id)
+                .values(timezone=zone)
+            )
+    # Monday 23 November 2026, 05:00 UTC: Kolkata's 08:00 has passed (tomorrow's is next),
+    # Berlin's (no zone given) is at 07:00 UTC, London's at 08:00, Los Angeles's at 16:00.
+    with time_machine.travel(dt.datetime(2026, 11, 23, 5, 0, tzinfo=dt.UTC), tick=False):
+        result = runner.invoke(app, ["send", "--week", "2026-W47"])
+        assert result.exit_code == 0, result.output
+        assert "6 rows wait for their subscribers' local send time" in result.output
+        assert "the next are due at 2026-11-23 07:00 UTC (Mon 08:00 Europe/Berlin)" in result.output
+        assert sum(postmark.message_ids().values()) == 0
+        data = json.loads(runner.invoke(app, ["status", "--json"]).stdout)
+        assert data["schedule"] == [
+            {"at": "2026-11-23T07:00:00Z", "pending": 2, "sent": 0, "zones": ["Europe/Berlin"]},
+            {"at": "2026-11-23T08:00:00Z", "pending": 1, "sent": 0, "zones": ["Europe/London"]},
+            {
+                "at": "2026-11-23T16:00:00Z",
+                "pending": 1,
+                "sent": 0,
+                "zones": ["America/Los_Angeles"],
+            },
+            {"at": "2026-11-24T02:30:00Z", "pending": 2, "sent": 0, "zones": ["Asia/Kolkata"]},
+        ]
+        text = runner.invoke(app, ["status"]).output
+        assert "schedule (4 send times; local time in Europe/Berlin)" in text
+        assert re.search(r"2026-11-23 08:00\s+Mon 09:00\s+1\s+0\s+Europe/London", text), text
+    with time_machine.travel(dt.datetime(2026, 11, 23, 9, 0, tzinfo=dt.UTC), tick=False):
+        result = runner.invoke(app, ["send", "--week", "2026-W47"])
+        assert result.exit_code == 0, result.output
+        assert "3 rows wait" in result.output
+        assert sum(postmark.message_ids().values()) == 3
+        data = json.loads(runner.invoke(app, ["status", "--json"]).stdout)
+        assert [(slot["pending"], slot["sent"]) for slot in data["schedule"]] == [
+            (0, 2),
+            (0, 1),
+            (1, 0),
+            (2, 0),
+        ]
