@@ -22,6 +22,7 @@ import typer
 from digest.cli import common
 
 if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
     from starlette.applications import Starlette
 
     from digest.config import Settings
@@ -70,6 +71,15 @@ def _report(result: Preview) -> None:
         common.echo_err(f"warning: {warning}")
 
 
+def _delivery_time(engine: Engine, settings: Settings, week: IsoWeek, email: str) -> str | None:
+    from digest.db import session_scope
+    from digest.delivery.status import delivery_time
+    from digest.editions.preview import find_subscriber
+
+    with session_scope(engine) as session:
+        return delivery_time(session, settings, week, find_subscriber(session, email))
+
+
 def preview(
     *,
     week: str | None = typer.Option(
@@ -104,8 +114,13 @@ def preview(
     if serve:
         serve_preview(settings, selected, email=as_email, port=port)
         return
-    result = build_preview(settings, common.engine(settings), selected, email=as_email)
+    engine = common.engine(settings)
+    result = build_preview(settings, engine, selected, email=as_email)
     _report(result)
+    if as_email is not None and result.message is not None:
+        when = _delivery_time(engine, settings, selected, as_email)
+        if when:
+            common.echo_err(f"note: {when}")
     if result.message is None:
         return
     data = render_output(result, output)

@@ -31,14 +31,25 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
+from digest.config import Settings
+from digest.content.weeks import IsoWeek
 from digest.db import utcnow
 from digest.delivery.guards import Guards, Hold
 from digest.delivery.ledger import DELIVERY, aware, state_counts
-from digest.delivery.local_time import LocalSchedule, own_zone, state_key
+from digest.delivery.local_time import (
+    LocalSchedule,
+    delivery_day,
+    delivery_weekday,
+    own_zone,
+    parse_send_time,
+    state_key,
+    zone_of,
+)
 from digest.delivery.models import DeliveryState
 from digest.editions.models import Edition, EditionStatus
-from digest.editions.service import latest_edition
+from digest.editions.service import find_edition, latest_edition
 from digest.state import read_state
+from subscribers.models import Subscriber
 
 RATE_WINDOW = dt.timedelta(minutes=1)
 DOCUMENTED_COUNTS = ("pending", "claimed", "sent", "failed", "unknown", "skipped")
@@ -102,6 +113,56 @@ class ScheduleSlot:
             "sent": self.sent,
             "zones": list(self.zones),
         }
+
+
+def delivery_time(
+    session: Session,
+    settings: Settings,
+    week: IsoWeek,
+    subscriber: Subscriber,
+    *,
+    now: dt.datetime | None = None,
+) -> str | None:
+    """When ``subscriber`` receives the edition of ``week``, in words (``digest preview --as``):
+    sent already, due at their send time (by the rule kept with the edition, or the one the
+    weekly job would use), or None when delivery is at once."""
+    now = now or utcnow()
+    edition = find_edition(session, settings.newsletter, week)
+    stored = None if edition is None else read_state(session, state_key(edition.id or 0))
+    if edition is not None and subscriber.id is not None:
+        sent_at = (
+            session.connection()
+            .execute(
+                sa.select(DELIVERY.c.sent_at).where(
+                    DELIVERY.c.edition_id == edition.id,
+                    DELIVERY.c.subscriber_id == subscriber.id,
+                    DELIVERY.c.state == str(DeliveryState.SENT),
+                )
+            )
+            .scalar()
+        )
+        if sent_at is not None:
+            return f"{subscriber.email} was sent this edition at {_iso(aware(sent_at))}"
+    if stored is not None:
+        schedule = LocalSchedule.from_dict(stored)
+    elif settings.delivery_mode == "local-time" and (
+        edition is None or not edition.ledger_complete
+    ):
+        weekday = delivery_weekday(settings.delivery_day, settings.schedule)
+        day = delivery_day(week.monday, weekday)
+        schedule = LocalSchedule(parse_send_time(settings.local_send_time), settings.zone, now, day)
+        if schedule.due(subscriber.timezone) < now:  # a send now: the next send time
+            schedule = LocalSchedule(schedule.at, schedule.default_zone, now)
+    else:
+        return None
+    due = schedule.due(subscriber.timezone)
+    zone = zone_of(subscriber.timezone, schedule.default_zone)
+    local = due.astimezone(zone)
+    verb = "is due" if due > now else "was due (it goes at once)"
+    return (
+        f"{subscriber.email} {verb} this edition at {local:%a %d %b %Y %H:%M} {zone.key}"
+        f" ({_iso(due)})"
+    )
 
 
 def schedule_slots(session: Session, edition_id: int) -> list[ScheduleSlot]:

@@ -300,3 +300,38 @@ def test_a_manual_send_on_a_dst_weekend_goes_at_the_next_local_eight(
             clock.move_to(moment)
             tick(loaded, local_settings, backend)
             assert sent_at(loaded)[readers[zone]] == moment
+
+
+def test_preview_says_when_a_subscriber_receives_the_edition(
+    loaded: Engine,
+    local_settings: Settings,
+    send_settings: Settings,
+    backend: MemoryBackend,
+    readers: dict[str, int],
+    clock: Any,
+) -> None:
+    from digest.delivery.status import delivery_time
+    from subscribers.models import Subscriber
+
+    def when(settings: Settings, zone: str) -> str | None:
+        with session_scope(loaded) as session:
+            subscriber = session.get(Subscriber, readers[zone])
+            assert subscriber is not None
+            return delivery_time(session, settings, W47, subscriber)
+
+    # Before the job: by the rule the weekly job will use.
+    clock.move_to(JOB_FIRES - dt.timedelta(hours=1))
+    assert when(local_settings, "Asia/Kolkata") == (
+        "reader2@example.com is due this edition at Mon 23 Nov 2026 08:00 Asia/Kolkata"
+        " (2026-11-23T02:30:00Z)"
+    )
+    assert when(send_settings, "Asia/Kolkata") is None  # at once: nothing to say
+    clock.move_to(JOB_FIRES)
+    job(loaded, local_settings, backend)
+    assert when(local_settings, "Pacific/Kiritimati") == (
+        "reader0@example.com was sent this edition at 2026-11-22T18:00:00Z"
+    )
+    assert when(local_settings, "UTC") == (
+        "reader7@example.com is due this edition at Mon 23 Nov 2026 08:00 Europe/Berlin"
+        " (2026-11-23T07:00:00Z)"
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import email
 import email.policy
 import re
@@ -322,3 +323,23 @@ def test_serve_shows_errors_in_the_page_and_keeps_reloading(
     assert any("footer.mjml.j2:" in line for line in errors)
     notes = [line for line in lines if line.startswith("note: size")]
     assert len(notes) == 2, lines  # the first page, and the first after the fixed template
+
+
+def test_as_a_subscriber_says_when_they_receive_it_in_local_time_delivery(
+    preview_env: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import time_machine
+
+    args = ["preview", "--week", "2026-W47", "--as", "zoe@example.com", "--format", "text"]
+    with time_machine.travel(dt.datetime(2026, 11, 20, tzinfo=dt.UTC), tick=False):
+        at_once = runner.invoke(app, args)
+        assert at_once.exit_code == 0 and "this edition at" not in at_once.stderr
+        monkeypatch.setenv("DIGEST_DELIVERY_MODE", "local-time")
+        monkeypatch.setenv("DIGEST_TIMEZONE", "America/St_Johns")  # Zoë gave no zone
+        get_settings.cache_clear()
+        result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert (
+        "note: Zoe@example.com is due this edition at Mon 23 Nov 2026 08:00 America/St_Johns"
+        " (2026-11-23T11:30:00Z)" in result.stderr
+    )
