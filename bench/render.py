@@ -25,6 +25,7 @@ import statistics
 import time
 import tracemalloc
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -213,6 +214,12 @@ def bench_throughput(docs: list[ComparisonDoc]) -> None:
         for person in people:
             personalize(variant, person)
 
+    votes_off = [replace(person, vote_links=False) for person in people]
+
+    def copies_without_votes() -> None:
+        for person in votes_off:
+            personalize(variant, person)
+
     html, text = sample.html, sample.text
     context = variant.context
 
@@ -229,7 +236,13 @@ def bench_throughput(docs: list[ComparisonDoc]) -> None:
                 headers=sample.headers,
             )
 
-    _rate("personalized HTML + text:", copies, "two signed links, greeting, both parts")
+    rows = len(variant.votes.rows) if variant.votes else 0
+    _rate(
+        "personalized HTML + text:",
+        copies,
+        f"two signed links, greeting, {rows} vote rows of two signed links, both parts",
+    )
+    _rate("  ... vote links turned off:", copies_without_votes, "two signed links, greeting")
     _rate("complete messages:", messages, "the above plus OutgoingMessage and headers")
     _rate("OutgoingMessage alone:", envelopes, "its header validation, for comparison")
 
