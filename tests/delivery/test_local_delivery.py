@@ -335,3 +335,15 @@ def test_preview_says_when_a_subscriber_receives_the_edition(
         "reader7@example.com is due this edition at Mon 23 Nov 2026 08:00 Europe/Berlin"
         " (2026-11-23T07:00:00Z)"
     )
+
+
+def test_send_with_wait_stays_until_the_last_send_time(
+    loaded: Engine, local_settings: Settings, backend: MemoryBackend
+) -> None:
+    add_subscribers(loaded, 3, categories=([],))  # no zone of their own: Berlin's 08:00
+    start = BERLIN_EIGHT - dt.timedelta(seconds=2)
+    with time_machine.travel(start, tick=True):
+        report = run_edition(loaded, local_settings, W47, run=_run(backend), wait_for_schedule=True)
+    assert report.outcome is Outcome.SENT
+    assert states(loaded) == {"sent": 3}
+    assert all(when >= BERLIN_EIGHT for when in sent_at(loaded).values())
