@@ -347,3 +347,30 @@ def test_send_with_wait_stays_until_the_last_send_time(
     assert report.outcome is Outcome.SENT
     assert states(loaded) == {"sent": 3}
     assert all(when >= BERLIN_EIGHT for when in sent_at(loaded).values())
+
+
+def test_a_row_taken_seconds_after_its_subscriber_moved_west_waits_for_the_new_zone(
+    loaded: Engine,
+    local_settings: Settings,
+    backend: MemoryBackend,
+    readers: dict[str, int],
+    clock: Any,
+) -> None:
+    job(loaded, local_settings, backend)
+    clock.move_to(EIGHT_AM["Asia/Kolkata"] - dt.timedelta(seconds=10))
+    tick(loaded, local_settings, backend)  # the full zone pass ran just now
+    with loaded.begin() as connection:
+        connection.execute(
+            sa.update(SUBSCRIBER)
+            .where(SUBSCRIBER.c.id == readers["Asia/Kolkata"])
+            .values(timezone="America/Los_Angeles")
+        )
+    clock.move_to(EIGHT_AM["Asia/Kolkata"])
+    tick(loaded, local_settings, backend)  # the claim itself sees the move
+    assert readers["Asia/Kolkata"] not in sent_at(loaded)
+    row = next(row for row in ledger(loaded) if row.subscriber_id == readers["Asia/Kolkata"])
+    assert (row.state, row.zone) == ("pending", "America/Los_Angeles")
+    assert row.not_before.astimezone(UTC) == EIGHT_AM["America/Los_Angeles"]
+    clock.move_to(EIGHT_AM["America/Los_Angeles"])
+    tick(loaded, local_settings, backend)
+    assert sent_at(loaded)[readers["Asia/Kolkata"]] == EIGHT_AM["America/Los_Angeles"]
