@@ -272,3 +272,30 @@ def test_connection_errors_are_retried(job_settings: Settings, engine: Engine) -
     with pytest.raises(Exception, match="could not be fetched"):
         import_content(engine, settings, client=client)
     assert len(calls) == 4
+
+
+def test_local_time_job_schedules_the_list_and_the_continuing_check_sends_it(
+    job_settings: Settings, engine: Engine, add_subscribers: Any
+) -> None:
+    from digest.delivery.run import run_worker
+
+    settings = job_settings.model_copy(
+        update={"delivery_mode": "local-time", "timezone": "America/New_York"}
+    )
+    emails = add_subscribers(3)  # no zone of their own: New York's 08:00 (13:00 UTC)
+    fires = dt.datetime(2026, 11, 22, 18, 0, tzinfo=dt.UTC)  # Monday 08:00 in UTC+14
+    with time_machine.travel(fires, tick=False) as clock:
+        report = run_weekly_job(settings, engine, trigger="schedule")
+        assert report.status is JobStatus.SCHEDULED, report.as_dict()
+        assert report.week == "2026-W47"
+        assert "3 rows are due later, the first at 2026-11-23T13:00:00+00:00" in report.reason
+        assert delivery_states(engine) == {"pending": 3}
+        clock.move_to(dt.datetime(2026, 11, 23, 12, 59, tzinfo=dt.UTC))
+        run_worker(engine, settings, once=True)
+        assert delivery_states(engine) == {"pending": 3}
+        clock.move_to(dt.datetime(2026, 11, 23, 13, 0, tzinfo=dt.UTC))
+        run_worker(engine, settings, once=True)
+    assert delivery_states(engine) == {"sent": 3}
+    assert outbox_recipients(settings.outbox_dir) == Counter(dict.fromkeys(emails, 1))
+    (edition,) = editions(engine)
+    assert edition.status == EditionStatus.SENT
