@@ -33,7 +33,12 @@ batches). The claim asks the guards (``digest.delivery.guards``) first: while pa
 the send window it takes nothing and says why. Every later write of a claimed row names its
 holder in the WHERE clause: a worker whose rows were taken over changes nothing it no longer
 owns. ``last_error`` says why a row failed, was skipped (``unsubscribed``, ``suppressed``,
-``cancelled``, ...), is deferred or unknown. Provider events (``record_provider_status``) only
+``cancelled``, ...), is deferred or unknown.
+
+A row is claimed only once its ``not_before`` has passed: a deferred row's retry time, or in
+local-time delivery its subscriber's send time (``digest.delivery.local_time``; the row's
+``zone`` says which timezone it was computed from). A subscriber who moves is followed: see
+"local-time delivery" below. Provider events (``record_provider_status``) only
 ever change ``provider_status``, never the state.
 """
 
