@@ -12,9 +12,17 @@ Rotating ``secret_key`` invalidates every link ever sent.
 
 The renderer makes two tokens per recipient for 100,000 recipients, so signing is tuned: the
 HMAC inner and outer hash states are computed once per purpose and copied per token (the
-classic precomputation of RFC 2104; a test checks it against ``hmac.new``). A message carries
-two vote tokens per tool of every comparison, a few dozen per recipient, so vote tokens are
-signed with keyed BLAKE2b (a MAC by design, one C call, about 1 µs) under the vote purpose's key.
+classic precomputation of RFC 2104; a test checks it against ``hmac.new``).
+
+A message carries two vote tokens per tool of every card, a few dozen per recipient, so vote
+signatures come from one keyed SHAKE256 stream per (subscriber, edition, day): the stream is
+SHAKE256 of the vote purpose's key followed by ``{subscriber}.{edition}.{day}`` (a sponge has
+no length extension, so a secret prefix makes it a PRF, as KMAC does), and the signature of
+(comparison, tool, choice) is its 9-byte slot at offset ``((comparison × 4 + tool) × 2 +
+choice) × 9``. One hash call signs every link of a message, and a link whose comparison, tool
+or choice is changed points at another slot, so its signature fails. Positions are bounded
+(fewer than 100 cards, at most 4 tools, as the content schema allows) so a token cannot make
+the server hash much.
 """
 
 from __future__ import annotations
@@ -24,7 +32,7 @@ import hashlib
 import hmac
 import time
 from base64 import urlsafe_b64encode
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
@@ -35,6 +43,8 @@ SIGNATURE_LENGTH = 32  # base64url characters = 24 bytes = 192 bits of the HMAC-
 CONFIRM_MAX_AGE_DAYS = 7
 VOTE_MAX_AGE_DAYS = 120
 _VOTE_SIGNATURE_BYTES = 9  # 12 base64url characters, 72 bits: votes are rate-limited and cheap
+_VOTE_MAX_CARDS = 100  # comparison positions 0-99
+_VOTE_MAX_TOOLS = 4  # tool positions 0-3 (a comparison has 2-4 tools)
 _VOTE_DAY_EPOCH = 20_454  # vote tokens count days from 2026-01-01 (shorter links)
 _CHOICE_CODES = {"ship": "s", "skip": "k"}
 _CHOICES = {code: choice for choice, code in _CHOICE_CODES.items()}
@@ -122,52 +132,32 @@ class TokenSigner:
         self._macs = {purpose: _Mac(key) for purpose, key in keys.items()}
         # Keyed BLAKE2b with the key block absorbed once: copying this state is twice as fast
         # as keying a new hash per signature, and a vote token is signed per tool per message.
-        self._vote_hash = hashlib.blake2b(key=keys[Purpose.VOTE], digest_size=_VOTE_SIGNATURE_BYTES)
+        self._vote_stream = hashlib.shake_256(b"digest vote links\0" + keys[Purpose.VOTE])
 
     # -- vote tokens ---------------------------------------------------------------------------
 
-    def _vote_signature(self, body: str) -> str:
-        state = self._vote_hash.copy()
-        state.update(body.encode("ascii"))
-        return urlsafe_b64encode(state.digest()).decode("ascii")
+    def vote_signatures(self, subscriber_id: int, edition_id: int, day: int, slots: int) -> str:
+        """The base64url signatures of the first ``slots`` slots, 12 characters each (``day``
+        as a token writes it: ``vote_day()``). Renderers slice it (``vote_slot``)."""
+        stream = self._vote_stream.copy()
+        stream.update(f"{subscriber_id}.{edition_id}.{day}".encode("ascii"))
+        return urlsafe_b64encode(stream.digest(slots * _VOTE_SIGNATURE_BYTES)).decode("ascii")
 
     def make_vote(self, ref: VoteRef, *, day: int | None = None) -> str:
         """The token of the vote link for ``ref`` (``day``: UTC day of issue as days since
         1970-01-01, default today)."""
-        if min(ref.subscriber_id, ref.edition_id, ref.comparison, ref.tool) < 0:
-            raise ValueError("ids and positions are not negative")
+        if min(ref.subscriber_id, ref.edition_id) < 0:
+            raise ValueError("ids are not negative")
         if ref.choice not in _CHOICE_CODES:
             raise ValueError(f"not a choice: {ref.choice!r}")
-        body = (
-            f"{ref.subscriber_id}.{ref.edition_id}.{ref.comparison}.{ref.tool}."
-            f"{_CHOICE_CODES[ref.choice]}.{(_today() if day is None else day) - _VOTE_DAY_EPOCH}"
+        slot = vote_slot(ref.comparison, ref.tool, ref.choice)
+        stamp = (_today() if day is None else day) - _VOTE_DAY_EPOCH
+        signatures = self.vote_signatures(ref.subscriber_id, ref.edition_id, stamp, slot + 1)
+        ship, skip = vote_token_middles(ref.comparison, ref.tool, stamp)
+        middle = ship if ref.choice == "ship" else skip
+        return (
+            f"{vote_token_head(ref.subscriber_id, ref.edition_id)}{middle}{signatures[slot * 12 :]}"
         )
-        return f"{body}.{self._vote_signature(body)}"
-
-    def vote_tokens(
-        self, subscriber_id: int, edition_id: int, tools: Sequence[tuple[int, int]]
-    ) -> list[tuple[str, str]]:
-        """The (ship, skip) tokens of each (comparison, tool) position of ``tools`` for one
-        subscriber: the renderer's per-recipient path."""
-        if subscriber_id < 0 or edition_id < 0:
-            raise ValueError("ids are not negative")
-        day = _today() - _VOTE_DAY_EPOCH
-        head = f"{subscriber_id}.{edition_id}."
-        # Every token of the message starts with ``head``: hash it once, copy per token.
-        signed_head = self._vote_hash.copy()
-        signed_head.update(head.encode("ascii"))
-        tokens = []
-        for comparison, tool in tools:
-            tail = f"{comparison}.{tool}."
-            pair = []
-            for code in ("s", "k"):
-                rest = f"{tail}{code}.{day}"
-                state = signed_head.copy()
-                state.update(rest.encode("ascii"))
-                signature = urlsafe_b64encode(state.digest()).decode("ascii")
-                pair.append(f"{head}{rest}.{signature}")
-            tokens.append((pair[0], pair[1]))
-        return tokens
 
     def read_vote(self, token: str) -> VoteRef | None:
         """The vote ``token`` stands for, or None if it is forged, damaged, expired or not a
@@ -186,16 +176,17 @@ class TokenSigner:
         subscriber, edition, comparison, tool, code, day, signature = parts
         if not (_is_number(subscriber, _MAX_ID_DIGITS) and _is_number(edition, _MAX_ID_DIGITS)):
             return None
-        if not (_is_number(comparison, 4) and _is_number(tool, 2)):
+        if not (_is_number(comparison, 2) and _is_number(tool, 1)) or int(tool) >= _VOTE_MAX_TOOLS:
             return None
-        if code not in _CHOICES or not _is_number(day, 6):
+        if code not in _CHOICES or not _is_number(day, 6) or len(signature) != 12:
             return None
-        body = token[: -len(signature) - 1]
-        if not hmac.compare_digest(self._vote_signature(body), signature):
-            return None
-        if not 0 <= _today() - _VOTE_DAY_EPOCH - int(day) <= self.vote_max_age_days:
+        if not 0 <= vote_day() - int(day) <= self.vote_max_age_days:
             return None
         choice: Choice = "ship" if _CHOICES[code] == "ship" else "skip"
+        slot = vote_slot(int(comparison), int(tool), choice)
+        expected = self.vote_signatures(int(subscriber), int(edition), int(day), slot + 1)
+        if not hmac.compare_digest(expected[slot * 12 :], signature):
+            return None
         return VoteRef(int(subscriber), int(edition), int(comparison), int(tool), choice)
 
     def make(self, subscriber_id: int, purpose: Purpose) -> str:
@@ -248,6 +239,29 @@ class TokenSigner:
         if not hmac.compare_digest(expected, signature):
             return None
         return int(id_part)
+
+
+def vote_token_head(subscriber_id: int, edition_id: int) -> str:
+    """How every vote token of one subscriber and edition starts."""
+    return f"{subscriber_id}.{edition_id}"
+
+
+def vote_token_middles(comparison: int, tool: int, day: int) -> tuple[str, str]:
+    """What follows the head in the Ship and the Skip token of a tool, up to the signature
+    (the signatures are slots ``vote_slot(…)`` and the next one of ``vote_signatures``)."""
+    return f".{comparison}.{tool}.s.{day}.", f".{comparison}.{tool}.k.{day}."
+
+
+def vote_day() -> int:
+    """Today as a vote token writes it (days since 2026-01-01)."""
+    return _today() - _VOTE_DAY_EPOCH
+
+
+def vote_slot(comparison: int, tool: int, choice: str) -> int:
+    """Where the signature of (comparison, tool, choice) sits in a subscriber's vote stream."""
+    if not (0 <= comparison < _VOTE_MAX_CARDS and 0 <= tool < _VOTE_MAX_TOOLS):
+        raise ValueError(f"no vote link for card {comparison}, tool {tool}")
+    return (comparison * _VOTE_MAX_TOOLS + tool) * 2 + (choice == "skip")
 
 
 def _is_number(text: str, max_digits: int) -> bool:

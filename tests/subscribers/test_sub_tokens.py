@@ -193,3 +193,50 @@ def test_maker_makes_the_same_tokens(signer: TokenSigner, purpose: Purpose) -> N
     for subscriber_id in (0, 5, 10**12):
         assert make(subscriber_id) == signer.make(subscriber_id, purpose)
         assert signer.read(make(subscriber_id), purpose) == subscriber_id
+
+
+def test_the_vote_links_of_a_message_come_from_one_signature_stream() -> None:
+    from subscribers.tokens import VoteRef, vote_day, vote_slot
+
+    signer = TokenSigner("v" * 48)
+    stream = signer.vote_signatures(42, 7, vote_day(), vote_slot(3, 3, "skip") + 1)
+    tokens = []
+    for comparison, tool, choice in (
+        (0, 0, "ship"),
+        (0, 1, "skip"),
+        (3, 2, "ship"),
+        (3, 3, "skip"),
+    ):
+        ref = VoteRef(42, 7, comparison, tool, choice)  # type: ignore[arg-type]
+        token = signer.make_vote(ref)
+        slot = vote_slot(comparison, tool, choice)
+        assert token.endswith("." + stream[slot * 12 : slot * 12 + 12])
+        assert signer.read_vote(token) == ref
+        tokens.append(token)
+    assert len({token.rsplit(".", 1)[1] for token in tokens}) == len(tokens)
+    other = signer.vote_signatures(43, 7, vote_day(), 4)
+    assert other[:48] != stream[:48]  # another subscriber, other signatures
+
+
+def test_a_vote_token_with_any_part_changed_is_refused() -> None:
+    from subscribers.tokens import VoteRef
+
+    signer = TokenSigner("v" * 48)
+    token = signer.make_vote(VoteRef(42, 7, 2, 1, "ship"))
+    subscriber, edition, comparison, tool, code, day, signature = token.split(".")
+    changed = [
+        [str(int(subscriber) + 1), edition, comparison, tool, code, day],
+        [subscriber, str(int(edition) + 1), comparison, tool, code, day],
+        [subscriber, edition, "3", tool, code, day],
+        [subscriber, edition, comparison, "0", code, day],
+        [subscriber, edition, comparison, tool, "k", day],
+        [subscriber, edition, comparison, tool, code, str(int(day) - 1)],
+    ]
+    for parts in changed:
+        assert signer.read_vote(".".join([*parts, signature])) is None, parts
+    assert signer.read_vote(token) is not None
+    assert TokenSigner("w" * 48).read_vote(token) is None  # another secret
+    for comparison, tool in ((100, 0), (0, 4), (-1, 0)):
+        with pytest.raises(ValueError):
+            signer.make_vote(VoteRef(42, 7, comparison, tool, "ship"))
+    assert signer.read_vote(token.replace(".2.1.", ".100.1.")) is None
