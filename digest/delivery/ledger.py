@@ -389,24 +389,26 @@ def follow_zones(
 ) -> int:
     """Reschedule the pending rows of ``edition_id`` whose subscriber's timezone changed since
     their ``not_before`` was computed, by the edition's own rule; how many rows moved."""
-    moved = (
-        session.connection()
-        .execute(
-            sa.select(DELIVERY.c.id, SUBSCRIBER.c.timezone)
-            .join(SUBSCRIBER, SUBSCRIBER.c.id == DELIVERY.c.subscriber_id)
-            .where(
-                DELIVERY.c.edition_id == edition_id,
-                DELIVERY.c.state == str(DeliveryState.PENDING),
-                DELIVERY.c.zone.is_not(None),
-                DELIVERY.c.zone != SUBSCRIBER.c.timezone,
-            )
+    pending = DELIVERY.c.state == str(DeliveryState.PENDING)
+    candidates = (
+        sa.select(DELIVERY.c.id, SUBSCRIBER.c.timezone)
+        .join(SUBSCRIBER, SUBSCRIBER.c.id == DELIVERY.c.subscriber_id)
+        .where(
+            DELIVERY.c.edition_id == edition_id,
+            pending,
+            DELIVERY.c.zone.is_not(None),
+            DELIVERY.c.zone != SUBSCRIBER.c.timezone,
         )
-        .all()
     )
+    if session.get_bind().dialect.name == "postgresql":
+        # Rows another claim holds are left to the next pass: two passes never wait on
+        # each other's rows (no deadlock), and a row being claimed is that claim's to check.
+        candidates = candidates.with_for_update(skip_locked=True, of=DELIVERY)
+    moved = session.connection().execute(candidates).all()
     if moved:
         session.connection().execute(
             sa.update(DELIVERY)
-            .where(DELIVERY.c.id == sa.bindparam("b_id"))
+            .where(DELIVERY.c.id == sa.bindparam("b_id"), pending)
             .values(
                 not_before=sa.bindparam("b_due"),
                 zone=sa.bindparam("b_zone"),
