@@ -1,28 +1,27 @@
 """Signed, stateless tokens for the links in every email: confirm, unsubscribe, preferences, vote.
 
 A token is ``{subscriber_id}.{signature}`` (confirm tokens: ``{id}.{day}.{signature}``, where
-``day`` is the UTC day of issue and makes them expire). A vote token signs everything a vote
-needs, ``{subscriber_id}.{edition_id}.{comparison}.{tool}.{s|k}.{day}.{signature}``
-(``VoteRef``), where ``comparison`` is the card's position in the edition and ``tool`` the
-tool's position in the comparison (editions are frozen, so positions are stable and short):
-changing any part of it (another tool, the other choice) breaks the signature.
-The signature is HMAC-SHA256 under a key derived from the secret for each purpose, so a token
-made for one purpose is useless for another, and checking a token needs no database lookup.
-Rotating ``secret_key`` invalidates every link ever sent.
+``day`` is the UTC day of issue and makes them expire). The signature is HMAC-SHA256 under a
+key derived from the secret for each purpose, so a token made for one purpose is useless for
+another, and checking a token needs no database lookup. Rotating ``secret_key`` invalidates
+every link ever sent.
 
 The renderer makes two tokens per recipient for 100,000 recipients, so signing is tuned: the
 HMAC inner and outer hash states are computed once per purpose and copied per token (the
 classic precomputation of RFC 2104; a test checks it against ``hmac.new``).
 
-A message carries two vote tokens per tool of every card, a few dozen per recipient, so vote
-signatures come from one keyed SHAKE256 stream per (subscriber, edition, day): the stream is
-SHAKE256 of the vote purpose's key followed by ``{subscriber}.{edition}.{day}`` (a sponge has
-no length extension, so a secret prefix makes it a PRF, as KMAC does), and the signature of
-(comparison, tool, choice) is its 9-byte slot at offset ``((comparison × 4 + tool) × 2 +
-choice) × 9``. One hash call signs every link of a message, and a link whose comparison, tool
-or choice is changed points at another slot, so its signature fails. Positions are bounded
-(fewer than 100 cards, at most 4 tools, as the content schema allows) so a token cannot make
-the server hash much.
+A vote token signs everything a vote needs: ``{subscriber}.{edition}.{comparison}.{tool}.
+{s|k}.{signature}`` (``VoteRef``), where ``comparison`` is the card's position in the edition
+and ``tool`` the tool's position in the comparison (editions are frozen, so positions are
+stable and short). A message carries two per tool of every card, so their signatures come
+from one keyed SHAKE256 stream per (subscriber, edition): SHAKE256 of the vote purpose's key
+followed by ``{subscriber}.{edition}`` (a sponge has no length extension, so a secret prefix
+makes it a PRF, as KMAC does); the signature of (comparison, tool, choice) is its 9-byte slot
+at ``vote_slot(…) × 9``. One hash call signs every link of a message, and a link whose
+comparison, tool or choice is changed points at another slot, so its signature fails.
+Positions are bounded (fewer than 100 cards, at most 4 tools, as the content schema allows), so
+a token cannot make the server hash much. A vote link expires with its edition's age, which
+the edition checks (``digest.editions.votes``).
 """
 
 from __future__ import annotations
@@ -41,11 +40,9 @@ if TYPE_CHECKING:
 
 SIGNATURE_LENGTH = 32  # base64url characters = 24 bytes = 192 bits of the HMAC-SHA256
 CONFIRM_MAX_AGE_DAYS = 7
-VOTE_MAX_AGE_DAYS = 120
 _VOTE_SIGNATURE_BYTES = 9  # 12 base64url characters, 72 bits: votes are rate-limited and cheap
 _VOTE_MAX_CARDS = 100  # comparison positions 0-99
 _VOTE_MAX_TOOLS = 4  # tool positions 0-3 (a comparison has 2-4 tools)
-_VOTE_DAY_EPOCH = 20_454  # vote tokens count days from 2026-01-01 (shorter links)
 _CHOICE_CODES = {"ship": "s", "skip": "k"}
 _CHOICES = {code: choice for choice, code in _CHOICE_CODES.items()}
 _MAX_ID_DIGITS = 19  # beyond a 64-bit id: refuse before int() does any work
@@ -116,13 +113,11 @@ class TokenSigner:
         secret: str | bytes,
         *,
         confirm_max_age_days: int = CONFIRM_MAX_AGE_DAYS,
-        vote_max_age_days: int = VOTE_MAX_AGE_DAYS,
     ):
         secret_bytes = secret.encode() if isinstance(secret, str) else secret
         if not secret_bytes:
             raise ValueError("the token secret must not be empty")
         self.confirm_max_age_days = confirm_max_age_days
-        self.vote_max_age_days = vote_max_age_days
         keys = {
             purpose: hmac.new(
                 secret_bytes, f"digest subscriber token: {purpose}".encode(), hashlib.sha256
@@ -130,61 +125,55 @@ class TokenSigner:
             for purpose in Purpose
         }
         self._macs = {purpose: _Mac(key) for purpose, key in keys.items()}
-        # Keyed BLAKE2b with the key block absorbed once: copying this state is twice as fast
-        # as keying a new hash per signature, and a vote token is signed per tool per message.
+        # The vote links' keyed stream, with the key absorbed once and copied per message.
         self._vote_stream = hashlib.shake_256(b"digest vote links\0" + keys[Purpose.VOTE])
 
     # -- vote tokens ---------------------------------------------------------------------------
 
-    def vote_signatures(self, subscriber_id: int, edition_id: int, day: int, slots: int) -> str:
-        """The base64url signatures of the first ``slots`` slots, 12 characters each (``day``
-        as a token writes it: ``vote_day()``). Renderers slice it (``vote_slot``)."""
+    def vote_signatures(self, subscriber_id: int, edition_id: int, slots: int) -> str:
+        """The base64url signatures of the first ``slots`` slots of a subscriber's vote links
+        in one edition, 12 characters each; renderers slice it (``vote_slot``)."""
         stream = self._vote_stream.copy()
-        stream.update(f"{subscriber_id}.{edition_id}.{day}".encode("ascii"))
+        stream.update(vote_token_head(subscriber_id, edition_id).encode("ascii"))
         return urlsafe_b64encode(stream.digest(slots * _VOTE_SIGNATURE_BYTES)).decode("ascii")
 
-    def make_vote(self, ref: VoteRef, *, day: int | None = None) -> str:
-        """The token of the vote link for ``ref`` (``day``: UTC day of issue as days since
-        1970-01-01, default today)."""
+    def make_vote(self, ref: VoteRef) -> str:
+        """The token of the vote link for ``ref``."""
         if min(ref.subscriber_id, ref.edition_id) < 0:
             raise ValueError("ids are not negative")
         if ref.choice not in _CHOICE_CODES:
             raise ValueError(f"not a choice: {ref.choice!r}")
         slot = vote_slot(ref.comparison, ref.tool, ref.choice)
-        stamp = (_today() if day is None else day) - _VOTE_DAY_EPOCH
-        signatures = self.vote_signatures(ref.subscriber_id, ref.edition_id, stamp, slot + 1)
-        ship, skip = vote_token_middles(ref.comparison, ref.tool, stamp)
+        signatures = self.vote_signatures(ref.subscriber_id, ref.edition_id, slot + 1)
+        ship, skip = vote_token_middles(ref.comparison, ref.tool)
         middle = ship if ref.choice == "ship" else skip
-        return (
-            f"{vote_token_head(ref.subscriber_id, ref.edition_id)}{middle}{signatures[slot * 12 :]}"
-        )
+        head = vote_token_head(ref.subscriber_id, ref.edition_id)
+        return f"{head}{middle}{signatures[slot * 12 :]}"
 
     def read_vote(self, token: str) -> VoteRef | None:
-        """The vote ``token`` stands for, or None if it is forged, damaged, expired or not a
-        vote token. Never raises, whatever ``token`` is."""
+        """The vote ``token`` stands for, or None if it is forged, damaged or not a vote token.
+        Never raises, whatever ``token`` is."""
         try:
             return self._read_vote(token)
         except Exception:
             return None
 
     def _read_vote(self, token: str) -> VoteRef | None:
-        if not isinstance(token, str) or not token.isascii() or len(token) > 120:
+        if not isinstance(token, str) or not token.isascii() or len(token) > 80:
             return None
         parts = token.split(".")
-        if len(parts) != 7:
+        if len(parts) != 6:
             return None
-        subscriber, edition, comparison, tool, code, day, signature = parts
+        subscriber, edition, comparison, tool, code, signature = parts
         if not (_is_number(subscriber, _MAX_ID_DIGITS) and _is_number(edition, _MAX_ID_DIGITS)):
             return None
         if not (_is_number(comparison, 2) and _is_number(tool, 1)) or int(tool) >= _VOTE_MAX_TOOLS:
             return None
-        if code not in _CHOICES or not _is_number(day, 6) or len(signature) != 12:
-            return None
-        if not 0 <= vote_day() - int(day) <= self.vote_max_age_days:
+        if code not in _CHOICES or len(signature) != 12:
             return None
         choice: Choice = "ship" if _CHOICES[code] == "ship" else "skip"
         slot = vote_slot(int(comparison), int(tool), choice)
-        expected = self.vote_signatures(int(subscriber), int(edition), int(day), slot + 1)
+        expected = self.vote_signatures(int(subscriber), int(edition), slot + 1)
         if not hmac.compare_digest(expected[slot * 12 :], signature):
             return None
         return VoteRef(int(subscriber), int(edition), int(comparison), int(tool), choice)
@@ -246,15 +235,10 @@ def vote_token_head(subscriber_id: int, edition_id: int) -> str:
     return f"{subscriber_id}.{edition_id}"
 
 
-def vote_token_middles(comparison: int, tool: int, day: int) -> tuple[str, str]:
+def vote_token_middles(comparison: int, tool: int) -> tuple[str, str]:
     """What follows the head in the Ship and the Skip token of a tool, up to the signature
     (the signatures are slots ``vote_slot(…)`` and the next one of ``vote_signatures``)."""
-    return f".{comparison}.{tool}.s.{day}.", f".{comparison}.{tool}.k.{day}."
-
-
-def vote_day() -> int:
-    """Today as a vote token writes it (days since 2026-01-01)."""
-    return _today() - _VOTE_DAY_EPOCH
+    return f".{comparison}.{tool}.s.", f".{comparison}.{tool}.k."
 
 
 def vote_slot(comparison: int, tool: int, choice: str) -> int:
@@ -275,10 +259,7 @@ def _is_number(text: str, max_digits: int) -> bool:
 
 
 def signer_from_settings(settings: Settings) -> TokenSigner:
-    return TokenSigner(
-        settings.secret_key.get_secret_value(),
-        vote_max_age_days=settings.vote_link_max_age_days,
-    )
+    return TokenSigner(settings.secret_key.get_secret_value())
 
 
 def confirm_url(settings: Settings, signer: TokenSigner, subscriber_id: int) -> str:

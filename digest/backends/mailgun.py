@@ -2,8 +2,9 @@
 
 One call carries up to 1,000 recipients (Mailgun's documented batch limit; 25 MB per message):
 the content variant's templates are sent once, slot ``n`` written ``%recipient.hN%`` in the HTML
-part and ``%recipient.tN%`` in the text part, and each recipient's values (HTML-escaped for the
-HTML part) travel in ``recipient-variables`` (``digest.backends.merge`` decides which messages
+part and ``%recipient.tN%`` in the text part (one ``%recipient.bN%`` when every recipient has the
+same value in both parts), and each recipient's values (HTML-escaped for the HTML part) travel
+in ``recipient-variables`` (``digest.backends.merge`` decides which messages
 share a call). Per-recipient header values, subjects and metadata go through the same
 variables (``h:List-Unsubscribe = %recipient.h:List-Unsubscribe%``). A message in which
 ``%recipient.`` occurs anywhere Mailgun substitutes is sent alone, its bodies as they are, and
@@ -24,7 +25,7 @@ import orjson
 from digest.backends.base import ResultStatus, SendResult, require_setting
 from digest.backends.errors import BackendError, PermanentError
 from digest.backends.http import ApiCall, HttpBackend
-from digest.backends.merge import MergeGroup, group_for_merge
+from digest.backends.merge import MergeGroup, group_for_merge, slot_names, slot_values
 from digest.errors import ConfigError
 from digest.message import OutgoingMessage, format_address, parse_address
 
@@ -114,9 +115,10 @@ def _form(messages: Sequence[OutgoingMessage], group: MergeGroup) -> list[tuple[
         form.extend([("html", first.html), ("text", first.text)])
         per_recipient: list[dict[str, str]] = [{}]
     else:
-        form.append(("html", parts.html_template.render(lambda n: tag(f"h{n}"))))
-        form.append(("text", parts.text_template.render(lambda n: tag(f"t{n}"))))
-        per_recipient = [_slot_values(m) for m in members]
+        names = slot_names(members)
+        form.append(("html", parts.html_template.render(lambda n: tag(names[0][n]))))
+        form.append(("text", parts.text_template.render(lambda n: tag(names[1][n]))))
+        per_recipient = [slot_values(m, names) for m in members]
     if first.reply_to:
         form.append(("h:Reply-To", parse_address(first.reply_to)))
 
@@ -138,11 +140,3 @@ def _form(messages: Sequence[OutgoingMessage], group: MergeGroup) -> list[tuple[
         variables = {m.to: own for m, own in zip(members, per_recipient, strict=True)}
         form.append(("recipient-variables", orjson.dumps(variables).decode()))
     return form
-
-
-def _slot_values(message: OutgoingMessage) -> dict[str, str]:
-    merge = message.merge
-    assert merge is not None  # grouped with others only when it has merge parts
-    values = {f"h{n}": value for n, value in enumerate(merge.html_values)}
-    values.update({f"t{n}": value for n, value in enumerate(merge.text_values)})
-    return values

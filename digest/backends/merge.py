@@ -40,6 +40,32 @@ class MergeGroup:
     addresses: set[str] = field(default_factory=set)
 
 
+def slot_names(members: Sequence[OutgoingMessage]) -> tuple[list[str], list[str]]:
+    """The merge names of each slot in the HTML and in the text part of a call: ``hN`` and
+    ``tN``, or one ``bN`` for both parts when every member has the same value there in both
+    (a vote link's signature, say), so that value travels once per recipient."""
+    merges = [m.merge for m in members if m.merge is not None]
+    count = len(merges[0].html_values) if merges else 0
+    html, text = [], []
+    for n in range(count):
+        if all(m.html_values[n] == m.text_values[n] for m in merges):
+            html.append(f"b{n}")
+            text.append(f"b{n}")
+        else:
+            html.append(f"h{n}")
+            text.append(f"t{n}")
+    return html, text
+
+
+def slot_values(message: OutgoingMessage, names: tuple[list[str], list[str]]) -> dict[str, str]:
+    """One message's values under the names of ``slot_names``."""
+    merge = message.merge
+    assert merge is not None  # grouped with others only when it has merge parts
+    values = dict(zip(names[0], merge.html_values, strict=True))
+    values.update(zip(names[1], merge.text_values, strict=True))
+    return values
+
+
 def utf8_size(text: str) -> int:
     return len(text) if text.isascii() else len(text.encode())
 

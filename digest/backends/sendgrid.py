@@ -4,7 +4,8 @@ SendGrid sends one content to every personalization of a call, so the content va
 templates go once, each slot written as a substitution tag, and each personalization carries
 its own ``substitutions`` (``digest.backends.merge`` decides which messages share a call).
 Tags are ``%<nonce>h0%`` (HTML part, slot 0) and ``%<nonce>t0%`` (text part): the HTML part
-gets the HTML-escaped values, the text part the plain ones. The nonce is random per backend, so
+gets the HTML-escaped values, the text part the plain ones; a slot with the same value in both
+parts for every message of the call is one ``%<nonce>b0%``. The nonce is random per backend, so
 no comparison or subscriber text can contain a tag, and a message whose text does anyway is
 sent alone. Each personalization also carries its own subject, headers (List-Unsubscribe) and
 ``custom_args`` (metadata plus our Message-ID). SendGrid answers ``202`` with one
@@ -29,7 +30,7 @@ import orjson
 
 from digest.backends.base import ResultStatus, SendResult
 from digest.backends.http import ApiCall, ApiKeyBackend
-from digest.backends.merge import MergeGroup, group_for_merge
+from digest.backends.merge import MergeGroup, group_for_merge, slot_names, slot_values
 from digest.message import OutgoingMessage
 
 MAX_SUBSTITUTION_BYTES = 10_000  # per personalization
@@ -51,9 +52,9 @@ class SendGridBackend(ApiKeyBackend):
         super().__init__(api_key, **kwargs)
         self.nonce = secrets.token_hex(8)
 
-    def tag(self, part: str, slot: int) -> str:
-        """The substitution tag of ``slot`` in ``part`` (``h``: HTML, ``t``: text)."""
-        return f"%{self.nonce}{part}{slot}%"
+    def tag(self, name: str) -> str:
+        """The substitution tag of a slot's merge name (``merge.slot_names``)."""
+        return f"%{self.nonce}{name}%"
 
     def plan(self, messages: Sequence[OutgoingMessage], indexes: list[int]) -> list[ApiCall]:
         nonce = self.nonce
@@ -72,6 +73,7 @@ class SendGridBackend(ApiKeyBackend):
     def payload(self, messages: Sequence[OutgoingMessage], group: MergeGroup) -> dict[str, Any]:
         members = [messages[index] for index in group.indexes]
         first, parts = members[0], group.parts
+        names = slot_names(members)
         personalizations = []
         for message in members:
             personalization: dict[str, Any] = {
@@ -82,16 +84,15 @@ class SendGridBackend(ApiKeyBackend):
             if message.headers:
                 personalization["headers"] = dict(message.headers)
             if parts is not None and message.merge is not None:
-                own = message.merge
-                substitutions = {self.tag("h", n): v for n, v in enumerate(own.html_values)}
-                substitutions.update({self.tag("t", n): v for n, v in enumerate(own.text_values)})
-                personalization["substitutions"] = substitutions
+                personalization["substitutions"] = {
+                    self.tag(name): value for name, value in slot_values(message, names).items()
+                }
             personalizations.append(personalization)
         if parts is None:
             text, html = first.text, first.html
         else:
-            text = parts.text_template.render(lambda n: self.tag("t", n))
-            html = parts.html_template.render(lambda n: self.tag("h", n))
+            text = parts.text_template.render(lambda n: self.tag(names[1][n]))
+            html = parts.html_template.render(lambda n: self.tag(names[0][n]))
         sender_name, sender_address = parseaddr(first.sender)
         payload: dict[str, Any] = {
             "personalizations": personalizations,

@@ -52,7 +52,7 @@ from digest.errors import NotFoundError
 from digest.message import OutgoingMessage
 from digest.render.archive import archive_url
 from digest.render.compose import Recipient, new_message_id
-from digest.render.edition import CompiledVariant, EditionRenderer, subject_for
+from digest.render.edition import EditionRenderer, subject_for
 from digest.render.subject import SubjectFields, render_subject
 from digest.render.variants import key_of, select
 from digest.state import read_state, write_state
@@ -213,20 +213,15 @@ def message_factories(
             edition_id=edition_id,
             figures=figures,
         )
-        variants: dict[str, CompiledVariant] = {key: renderer.variant_by_key(key) for key in keys}
+        for key in keys:  # compiled before the first claim, not inside it
+            renderer.variant_by_key(key)
 
         def build(row: ClaimedRow) -> OutgoingMessage:
-            variant = variants.get(row.variant) or renderer.variant_by_key(row.variant)
+            variant = renderer.variant_by_key(row.variant, votes=row.vote_links)
             # The Message-ID doubles as the idempotency key: a provider that deduplicates
             # turns the resend of an ``unknown`` row into a no-op.
             return variant.message_for(
-                Recipient(
-                    row.subscriber_id,
-                    row.email,
-                    row.name,
-                    row.first_name,
-                    vote_links=row.vote_links,
-                ),
+                Recipient(row.subscriber_id, row.email, row.name, row.first_name),
                 message_id=row.message_id,
                 idempotency_key=row.message_id,
             )

@@ -92,6 +92,7 @@ def build_preview(
     """Render ``week`` for the subscriber ``email`` (or the sample reader); send nothing."""
     notes: list[str] = []
     categories: tuple[str, ...] = ()
+    vote_links = True
     with read_only_session(engine) as session:
         edition, comparisons = week_comparisons(session, settings, week)
         edition_id = edition.id if edition is not None else None
@@ -108,12 +109,9 @@ def build_preview(
             if subscriber.id is None:  # pragma: no cover - a stored row always has an id
                 raise NotFoundError(f"subscriber {email!r} has no id")
             recipient = Recipient(
-                subscriber.id,
-                subscriber.email,
-                subscriber.name,
-                subscriber.first_name,
-                vote_links=subscriber.vote_links,
+                subscriber.id, subscriber.email, subscriber.name, subscriber.first_name
             )
+            vote_links = subscriber.vote_links
             categories = tuple(subscriber.categories)
             if subscriber.status != Status.ACTIVE or subscriber.paused:
                 state = "paused" if subscriber.paused else subscriber.status
@@ -130,7 +128,7 @@ def build_preview(
         environment=environment,
         compiler=compiler,
     )
-    variant = renderer.variant_for(categories)
+    variant = renderer.variant_for(categories, votes=vote_links)
     if variant is None:
         notes.append(
             f"none of the {len(comparisons)} comparisons of {week} is in the categories "

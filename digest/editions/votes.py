@@ -3,13 +3,15 @@ comparisons in order, and a link carries positions), and which community figures
 of the edition shows.
 
 ``ballot_for`` turns a vote link into the tool it names, or None when the link cannot be used
-(its subscriber is gone, or its edition has no such comparison or tool). ``reader_figures``
-gives a renderer the community figure of each tool readers voted on, for the edition's own
-cards and for the recap of the newsletter's previous edition ("What readers said").
+(its subscriber is gone, its edition has no such comparison or tool, or the edition is older
+than the links live). ``reader_figures`` gives a renderer the community figure of each tool
+readers voted on, for the edition's own cards and for the recap of the newsletter's previous
+edition ("What readers said").
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -22,6 +24,7 @@ from sqlalchemy.engine import Connection
 from digest.content.document import ComparisonDoc
 from digest.content.models import Comparison
 from digest.content.verdicts import CommunityVotes
+from digest.db import utcnow
 from digest.editions.models import Edition, EditionComparison, EditionStatus
 from digest.votes import store
 from digest.votes.store import Ballot
@@ -52,6 +55,7 @@ class Card:
     slug: str
     title: str
     tools: tuple[tuple[str, str], ...]  # (slug, name) in the frozen order
+    edition_created_at: dt.datetime  # vote links expire with their edition's age
 
 
 class FrozenCards:
@@ -80,8 +84,14 @@ class FrozenCards:
 
 def read_card(connection: Connection, edition_id: int, position: int) -> Card | None:
     row = connection.execute(
-        sa.select(COMPARISON.c.id, COMPARISON.c.slug, EDITION_COMPARISON.c.snapshot)
+        sa.select(
+            COMPARISON.c.id,
+            COMPARISON.c.slug,
+            EDITION_COMPARISON.c.snapshot,
+            EDITION.c.created_at,
+        )
         .join(EDITION_COMPARISON, EDITION_COMPARISON.c.comparison_id == COMPARISON.c.id)
+        .join(EDITION, EDITION.c.id == EDITION_COMPARISON.c.edition_id)
         .where(
             EDITION_COMPARISON.c.edition_id == edition_id,
             EDITION_COMPARISON.c.position == position,
@@ -95,13 +105,20 @@ def read_card(connection: Connection, edition_id: int, position: int) -> Card | 
         slug=str(row.slug),
         title=str(snapshot.get("title", "")),
         tools=tuple((str(tool["slug"]), str(tool["name"])) for tool in snapshot.get("tools", ())),
+        edition_created_at=row.created_at,
     )
 
 
 def ballot_for(
-    connection: Connection, ref: VoteRef, cards: FrozenCards | None = None
+    connection: Connection,
+    ref: VoteRef,
+    cards: FrozenCards | None = None,
+    *,
+    max_age_days: int | None = None,
+    now: dt.datetime | None = None,
 ) -> Ballot | None:
-    """The tool ``ref`` names, or None when the link cannot be used. ``cards`` keeps the
+    """The tool ``ref`` names, or None when the link cannot be used: also when its edition is
+    older than ``max_age_days`` (``DIGEST_VOTE_LINK_MAX_AGE_DAYS``). ``cards`` keeps the
     editions' cards between calls (the web app holds one)."""
     subscriber = connection.execute(
         sa.select(SUBSCRIBER.c.id).where(SUBSCRIBER.c.id == ref.subscriber_id)
@@ -114,6 +131,10 @@ def ballot_for(
         card = read_card(connection, ref.edition_id, ref.comparison)
     if card is None or ref.tool >= len(card.tools):
         return None
+    if max_age_days is not None:
+        age = (now or utcnow()) - card.edition_created_at
+        if age > dt.timedelta(days=max_age_days):
+            return None
     tool_slug, tool_name = card.tools[ref.tool]
     return Ballot(
         ref,

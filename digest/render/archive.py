@@ -3,8 +3,8 @@
 The archive is the "all categories" variant with its slots filled by neutral values: a
 generic greeting, and the unsubscribe and preferences links pointing at the generic
 preferences page (``{base_url}/preferences``), where a reader asks for a link by email.
-Nothing in it identifies or acts for a subscriber, so it is safe to publish: its vote slots
-are empty (vote links are per subscriber), while the community figures readers made are shown.
+Nothing in it identifies or acts for a subscriber, so it is safe to publish: it is compiled
+without vote links (they are per subscriber), and shows the community figures readers made.
 """
 
 from __future__ import annotations
@@ -31,17 +31,18 @@ def generic_preferences_url(settings: Settings) -> str:
 
 def archive_html(variant: CompiledVariant, settings: Settings) -> str:
     """``variant``'s HTML with neutral values in every slot."""
+    _check_neutral(variant)
     page = escape_html(generic_preferences_url(settings))
-    return variant.html.fill(_padded(variant, [escape_html(ARCHIVE_GREETING), page, page]))
+    return variant.html.fill([escape_html(ARCHIVE_GREETING), page, page])
 
 
 def archive_text(variant: CompiledVariant, settings: Settings) -> str:
     """The plain-text counterpart of ``archive_html``."""
+    _check_neutral(variant)
     page = generic_preferences_url(settings)
-    return variant.text.fill(_padded(variant, [ARCHIVE_GREETING, page, page]))
+    return variant.text.fill([ARCHIVE_GREETING, page, page])
 
 
-def _padded(variant: CompiledVariant, values: list[str]) -> list[str]:
-    """``values`` with an empty value for every vote slot."""
-    count = variant.votes.slot_count if variant.votes is not None else len(values)
-    return values + [""] * (count - len(values))
+def _check_neutral(variant: CompiledVariant) -> None:
+    if variant.votes is not None:
+        raise ValueError("the archive copy is the variant without vote links")

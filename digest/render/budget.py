@@ -20,9 +20,9 @@ KIB = 1024
 # The most a slot's value adds per occurrence: a 40-character first name as character
 # references, or a link prefix plus a signed token.
 SLOT_RESERVE = 512
-# A tool's "Would you ship it?" row: its markup with two links, each a prefix and a token
-# naming the comparison and the tool (slugs of up to 120 characters each).
-VOTE_SLOT_RESERVE = 1024
+# The vote links' values: the voter (two ids of up to 19 digits) and one signature each.
+VOTER_RESERVE = 40
+SIGNATURE_RESERVE = 12
 
 
 @dataclass(frozen=True, slots=True)

@@ -51,7 +51,6 @@ class Recipient:
     email: str
     name: str = ""
     first_name: str = ""
-    vote_links: bool = True  # the subscriber's choice; the site-wide switch is a setting
 
 
 def new_message_id(settings_or_domain: Settings | str) -> str:
@@ -180,9 +179,9 @@ class Personalized:
 def personalize(variant: CompiledVariant, recipient: Recipient) -> Personalized:
     """Fill ``variant``'s slots for ``recipient``: the per-recipient hot path.
 
-    Two HMACs, two vote tokens per tool when the email has vote links (``VoteRows.fill``),
-    and two string joins. Tokens are URL-safe (letters, digits, ``-_.``), so they are appended
-    to the pre-escaped link prefixes without escaping.
+    Two HMACs, one hash call for every vote link when the email has them
+    (``VoteSlots.fill``), and two string joins. Tokens are URL-safe (letters, digits,
+    ``-_.``), so they are appended to the pre-escaped link prefixes without escaping.
     """
     context = variant.context
     make, subscriber_id = context.signer.make, recipient.subscriber_id
@@ -202,10 +201,9 @@ def personalize(variant: CompiledVariant, recipient: Recipient) -> Personalized:
     )
     votes = variant.votes
     if votes is not None:
-        html_list, text_list = votes.values()
-        html_list[:3], text_list[:3] = html_values, text_values
-        if recipient.vote_links:
-            votes.fill(context.signer, subscriber_id, html_list, text_list)
+        padding = [""] * (votes.slot_count - len(html_values))
+        html_list, text_list = [*html_values, *padding], [*text_values, *padding]
+        votes.fill(context.signer, subscriber_id, html_list, text_list)
         html_values, text_values = tuple(html_list), tuple(text_list)
     return Personalized(
         variant.html.fill(html_values),

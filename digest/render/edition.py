@@ -27,10 +27,10 @@ from digest.content.weeks import IsoWeek
 from digest.errors import InputError, NotFoundError
 from digest.message import OutgoingMessage
 from digest.render import archive, templates
-from digest.render.budget import KIB, SLOT_RESERVE, VOTE_SLOT_RESERVE, Fit, fit
+from digest.render.budget import KIB, SIGNATURE_RESERVE, SLOT_RESERVE, VOTER_RESERVE, Fit, fit
 from digest.render.compose import MessageContext, Recipient, compose, new_message_id
 from digest.render.mjml import MjmlCompiler, check_inert, default_compiler, with_title
-from digest.render.slots import VOTE_BASE, Slot, SlotTemplate, markers, vote_marker
+from digest.render.slots import VOTE_BASE, Slot, SlotTemplate, markers
 from digest.render.subject import (
     SubjectFields,
     check_settings,
@@ -40,7 +40,7 @@ from digest.render.subject import (
 from digest.render.text import render_text
 from digest.render.variants import category_choices, folded, key_of, select
 from digest.render.view import edition_view
-from digest.render.votes import VoteRows, build_vote_rows
+from digest.render.votes import VoteSlots, link_maker, vote_slots
 from subscribers.tokens import TokenSigner, signer_from_settings
 
 HTML_TEMPLATE = "email/digest.mjml.j2"
@@ -62,7 +62,7 @@ class CompiledVariant:
     mjml: str
     context: MessageContext = field(repr=False)
     fit: Fit | None = None  # what the size budget allowed (None: not measured)
-    votes: VoteRows | None = None  # the "Would you ship it?" rows (None: votes are off)
+    votes: VoteSlots | None = None  # the "Would you ship it?" links (None: without them)
 
     def size_report(self) -> str:
         """``"HTML 41.2 KB of a 90 KB budget; all 6 comparisons as full cards"``."""
@@ -131,38 +131,41 @@ class EditionRenderer:
         self.compiler = compiler or default_compiler
         self.context = MessageContext.of(settings, self.signer)
         self.compiles = 0  # variants compiled by this renderer
-        self._variants: dict[str, CompiledVariant] = {}
+        self._variants: dict[tuple[str, bool], CompiledVariant] = {}
         self._keys: dict[frozenset[str], str | None] = {}
         self._lock = threading.Lock()
 
-    def variant_for(self, categories: Sequence[str]) -> CompiledVariant | None:
+    def variant_for(
+        self, categories: Sequence[str], *, votes: bool = True
+    ) -> CompiledVariant | None:
         """The variant for a subscriber following ``categories`` (empty: all), or None when
-        none of the edition's comparisons is in those categories (no empty digests)."""
+        none of the edition's comparisons is in those categories (no empty digests).
+        ``votes``: the subscriber's choice of vote links (``settings.votes`` off wins)."""
         choice = folded(categories)
         try:
             key = self._keys[choice]
         except KeyError:
             selected = select(self.comparisons, categories)
             key = key_of(selected) if selected else None
-            if key is not None and key not in self._variants:
-                self._compile(key, selected)
             self._keys[choice] = key
-        return None if key is None else self._variants[key]
+        return None if key is None else self.variant_by_key(key, votes=votes)
 
-    def variant_by_key(self, key: str) -> CompiledVariant:
-        """The variant named ``key`` (as stored by the delivery ledger), compiling it if needed."""
-        variant = self._variants.get(key)
+    def variant_by_key(self, key: str, *, votes: bool = True) -> CompiledVariant:
+        """The variant named ``key`` (as stored by the delivery ledger), compiling it if needed;
+        with or without vote links (a subscriber may turn them off after the ledger is built)."""
+        votes = votes and self.settings.votes
+        variant = self._variants.get((key, votes))
         if variant is not None:
             return variant
         for choice in chain([()], category_choices(self.comparisons)):
             selected = select(self.comparisons, choice)
             if selected and key_of(selected) == key:
-                return self._compile(key, selected)
+                return self._compile(key, selected, votes)
         raise NotFoundError(f"edition {self.week} has no content variant {key!r}")
 
     def archive_html(self) -> str:
-        """The web archive copy: every comparison, no personal parts."""
-        variant = self.variant_for(())
+        """The web archive copy: every comparison, no personal parts (no vote links)."""
+        variant = self.variant_for((), votes=False)
         assert variant is not None  # an edition has at least one comparison
         return archive.archive_html(variant, self.settings)
 
@@ -171,9 +174,9 @@ class EditionRenderer:
         """The variants compiled so far."""
         return tuple(self._variants.values())
 
-    def _compile(self, key: str, selected: Sequence[ComparisonDoc]) -> CompiledVariant:
+    def _compile(self, key: str, selected: Sequence[ComparisonDoc], votes: bool) -> CompiledVariant:
         with self._lock:
-            existing = self._variants.get(key)
+            existing = self._variants.get((key, votes))
             if existing is not None:
                 return existing
             variant = compile_variant(
@@ -186,13 +189,22 @@ class EditionRenderer:
                 compiler=self.compiler,
                 context=self.context,
                 edition_id=self.edition_id,
-                positions={doc.slug: index for index, doc in enumerate(self.comparisons)},
+                positions={doc.slug: index for index, doc in enumerate(self.comparisons)}
+                if votes
+                else None,
                 community=self.community,
                 recap=self.recap,
             )
-            self._variants[key] = variant
+            self._variants[key, votes] = variant
             self.compiles += 1
             return variant
+
+
+def _reserve(index: int) -> int:
+    """The most a slot's value adds per occurrence (see ``digest.render.budget``)."""
+    if index >= VOTE_BASE:
+        return SIGNATURE_RESERVE
+    return VOTER_RESERVE if index == Slot.VOTER else SLOT_RESERVE
 
 
 def size_report(settings: Settings, comparisons: Sequence[ComparisonDoc], *, week: IsoWeek) -> str:
@@ -233,7 +245,8 @@ def compile_variant(
     recap: Sequence[ComparisonDoc] = (),
 ) -> CompiledVariant:
     """Jinja → MJML → HTML with slots, and the text part, for exactly ``comparisons``, within
-    the size budget (see ``digest.render.budget``)."""
+    the size budget (see ``digest.render.budget``). With ``positions`` (each comparison's
+    position in the edition ``edition_id``) every card gets vote links."""
     fields = SubjectFields.of(comparisons, week, settings.site_name)
     subject = render_subject(settings.subject_template, fields)
     view = edition_view(
@@ -246,7 +259,7 @@ def compile_variant(
         base_url=settings.base_url,
         postal_address=settings.postal_address,
         slots=markers(),
-        vote_marker=vote_marker if settings.votes else None,
+        vote_links=link_maker(settings.base_url, positions) if positions is not None else None,
         community=community,
         recap=recap,
     )
@@ -257,32 +270,23 @@ def compile_variant(
         if (full, listed) not in built:
             source = template.render(edition=view.with_budget(full, listed))
             html = with_title(compiler.compile(source), subject)
-            built[full, listed] = (source, SlotTemplate.parse(html, required=tuple(Slot)))
+            built[full, listed] = (source, SlotTemplate.parse(html))
         return built[full, listed]
 
     def measure(full: int, listed: int) -> int:
         slotted = build(full, listed)[1]
-        votes = sum(1 for _, index in slotted.positions if index >= VOTE_BASE)
-        fixed = len(slotted.positions) - votes
-        return slotted.size + SLOT_RESERVE * fixed + VOTE_SLOT_RESERVE * votes
+        return slotted.size + sum(_reserve(index) for _, index in slotted.positions)
 
     fitted = fit(len(comparisons), settings.email_size_budget_kb * KIB, measure)
     source, html = build(fitted.full, fitted.listed)
     check_inert("".join(chunk for chunk in html.chunks if chunk is not None))
     view = view.with_budget(fitted.full, fitted.listed)
-    text = SlotTemplate.parse(render_text(environment, view), required=tuple(Slot))
+    text = SlotTemplate.parse(render_text(environment, view))
     votes = None
-    if view.votes:
-        votes = build_vote_rows(
-            environment,
-            view,
-            ordinals=html.vote_ordinals,
-            positions=positions or {doc.slug: index for index, doc in enumerate(comparisons)},
-            edition_id=edition_id,
-            base_url=settings.base_url,
-        )
-        if text.vote_ordinals != html.vote_ordinals:
+    if positions is not None and view.votes:
+        if text.vote_numbers != html.vote_numbers:
             raise InputError("the text part and the HTML hold different vote links")
+        votes = vote_slots(view, html.vote_numbers, positions=positions, edition_id=edition_id)
     return CompiledVariant(
         key=key,
         subject=subject,

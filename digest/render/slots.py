@@ -12,10 +12,10 @@ guess the nonce, which never appears in any output (every marker is replaced). `
 also refuses a part in which a slot is missing, so a template that lost a slot fails at
 compile time, not in a subscriber's inbox.
 
-Besides the fixed ``Slot`` values, a part may hold numbered *vote slots*, one per tool of the
-email (``vote_marker(n)``): each is filled with that tool's "Would you ship it?" links, or
-with nothing for a subscriber who turned them off. Vote slot ``n`` has the value index
-``VOTE_BASE + n``.
+A part with "Would you ship it?" links holds two more kinds: ``Slot.VOTER``, the head of every
+vote token of the message (``{subscriber}.{edition}``), and numbered *signature slots*
+(``vote_marker(n)``, value index ``VOTE_BASE + n``), one per link, each filled with that link's
+12-character signature (``digest.render.votes``). The rest of each link is literal text.
 """
 
 from __future__ import annotations
@@ -37,8 +37,10 @@ class Slot(enum.IntEnum):
     GREETING = 0
     UNSUBSCRIBE_URL = 1
     PREFERENCES_URL = 2
+    VOTER = 3  # only in a part with vote links
 
 
+REQUIRED = (Slot.GREETING, Slot.UNSUBSCRIBE_URL, Slot.PREFERENCES_URL)
 VOTE_BASE = len(Slot)
 _NONCE = secrets.token_hex(16)
 
@@ -53,12 +55,13 @@ def markers(nonce: str = _NONCE) -> SlotMarkers:
         greeting=marker(Slot.GREETING, nonce),
         unsubscribe_url=marker(Slot.UNSUBSCRIBE_URL, nonce),
         preferences_url=marker(Slot.PREFERENCES_URL, nonce),
+        voter=marker(Slot.VOTER, nonce),
     )
 
 
-def vote_marker(ordinal: int, nonce: str = _NONCE) -> str:
-    """The marker of vote slot ``ordinal`` (the ``ordinal``-th tool of the email)."""
-    return f"x{nonce}xvote{ordinal}x"
+def vote_marker(number: int, nonce: str = _NONCE) -> str:
+    """The marker of the signature of vote link ``number`` of the email."""
+    return f"x{nonce}xvote{number}x"
 
 
 def _pattern(nonce: str) -> re.Pattern[str]:
@@ -67,7 +70,8 @@ def _pattern(nonce: str) -> re.Pattern[str]:
 
 
 def _index(name: str) -> int:
-    return VOTE_BASE + int(name[4:]) if name.startswith("vote") else int(_BY_NAME[name])
+    found = _BY_NAME.get(name)
+    return int(found) if found is not None else VOTE_BASE + int(name.removeprefix("vote"))
 
 
 _BY_NAME = {slot.name.lower().replace("_", ""): slot for slot in Slot}
@@ -85,7 +89,7 @@ class SlotTemplate(BodyTemplate):
 
     @classmethod
     def parse(
-        cls, compiled: str, *, required: Sequence[Slot] = tuple(Slot), nonce: str = _NONCE
+        cls, compiled: str, *, required: Sequence[Slot] = REQUIRED, nonce: str = _NONCE
     ) -> SlotTemplate:
         """Split ``compiled`` on the markers of ``nonce``; every ``required`` slot must occur."""
         pieces = _pattern(nonce).split(compiled)
@@ -105,8 +109,8 @@ class SlotTemplate(BodyTemplate):
         return cls(tuple(chunks), tuple(positions))
 
     def fill_named(self, values: Mapping[Slot, str]) -> str:
-        votes = [""] * (1 + max(self.vote_ordinals, default=-1))
-        return self.fill([*(values[slot] for slot in Slot), *votes])
+        votes = [""] * (1 + max(self.vote_numbers, default=-1))
+        return self.fill([*(values.get(slot, "") for slot in Slot), *votes])
 
     @property
     def slots(self) -> tuple[Slot, ...]:
@@ -114,6 +118,6 @@ class SlotTemplate(BodyTemplate):
         return tuple(Slot(index) for _, index in self.positions if index < VOTE_BASE)
 
     @property
-    def vote_ordinals(self) -> tuple[int, ...]:
-        """The vote slots this part holds, in ascending order."""
+    def vote_numbers(self) -> tuple[int, ...]:
+        """The vote links whose signature slots this part holds, in ascending order."""
         return tuple(sorted({i - VOTE_BASE for _, i in self.positions if i >= VOTE_BASE}))

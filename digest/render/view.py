@@ -98,7 +98,8 @@ class ToolView:
     pick: bool
     scores: tuple[ScoreView, ...]
     readers: str = ""  # the community figure, "" without votes
-    vote: str = ""  # the marker of this tool's "Would you ship it?" slot, "" without votes
+    vote_ship: str = ""  # the "Would you ship it?" links, with slot markers ("" without)
+    vote_skip: str = ""
 
     @property
     def split(self) -> str:
@@ -136,6 +137,7 @@ class SlotMarkers:
     greeting: str
     unsubscribe_url: str
     preferences_url: str
+    voter: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -299,24 +301,26 @@ def edition_view(
     base_url: str,
     postal_address: str,
     slots: SlotMarkers,
-    vote_marker: Callable[[int], str] | None = None,
+    vote_links: Callable[[int, str, int], tuple[str, str]] | None = None,
     community: Mapping[tuple[str, str], CommunityVotes] | None = None,
     recap: Sequence[ComparisonDoc] = (),
 ) -> EditionView:
     """Everything the digest templates print, in the order given by ``comparisons``.
 
-    With ``vote_marker`` every tool gets a vote slot, numbered in card order. ``community``
-    holds the figures of the tools readers voted on; ``recap``, the previous edition's
-    comparisons to show them for."""
+    With ``vote_links`` every tool gets its Ship and Skip links: ``vote_links(ordinal,
+    comparison slug, tool position)``, tools numbered in card order. ``community`` holds the
+    figures of the tools readers voted on; ``recap``, the previous edition's comparisons to show
+    them for."""
     community = community or {}
     views = tuple(comparison_view(doc, base_url, community) for doc in comparisons)
     votes: list[tuple[str, int]] = []
-    if vote_marker is not None:
+    if vote_links is not None:
         numbered = []
         for view in views:
             tools = []
             for position, tool in enumerate(view.tools):
-                tools.append(replace(tool, vote=vote_marker(len(votes))))
+                ship, skip = vote_links(len(votes), view.slug, position)
+                tools.append(replace(tool, vote_ship=ship, vote_skip=skip))
                 votes.append((view.slug, position))
             numbered.append(replace(view, tools=tuple(tools)))
         views = tuple(numbered)

@@ -74,7 +74,12 @@ class VoteEndpoint(HTTPEndpoint):
         if ref is None or not svc.settings.votes:
             return invalid_link(request)
         with svc.engine.connect() as connection:
-            ballot = ballot_for(connection, ref, _cards(request))
+            ballot = ballot_for(
+                connection,
+                ref,
+                _cards(request),
+                max_age_days=svc.settings.vote_link_max_age_days,
+            )
             earlier = store.current_choice(connection, ballot) if ballot else None
         if ballot is None:
             return invalid_link(request)
@@ -131,7 +136,9 @@ def _record(
     svc: WebServices, ref: VoteRef, network: str, user_agent: str, cards: FrozenCards
 ) -> tuple[store.Ballot, list[store.ToolCommunity]] | None:
     with svc.engine.connect() as connection:
-        ballot = ballot_for(connection, ref, cards)
+        ballot = ballot_for(
+            connection, ref, cards, max_age_days=svc.settings.vote_link_max_age_days
+        )
     if ballot is None:
         return None
     try:

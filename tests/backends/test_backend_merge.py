@@ -163,8 +163,8 @@ def test_a_value_carrying_a_providers_tag_is_sent_alone_and_unchanged(
     sendgrid = SendGridBackend("SG.key", transport=sendgrid_api.transport)
     mailgun = MailgunBackend("key", domain="mg.example.com", transport=mailgun_api.transport)
     forged = [
-        f"Eve {sendgrid.tag('h', 2)} {sendgrid.tag('t', 1)}",
-        "Mallory %recipient.h1% %recipient.t2% %recipient.h:List-Unsubscribe%",
+        f"Eve {sendgrid.tag('h2')} {sendgrid.tag('t1')} {sendgrid.tag('b3')}",
+        "Mallory %recipient.h1% %recipient.t2% %recipient.b3% %recipient.h:List-Unsubscribe%",
     ]
     messages = _edition(comparisons_dir, _names(100, forged))
     expected = _postmark_bodies(messages)

@@ -4,9 +4,9 @@ community figure of voted tools on their cards and in the recap of the previous 
 
 from __future__ import annotations
 
-import dataclasses
 import re
 
+import pytest
 from render_support import ARCHIVE, READER, RendererFactory, make_settings, visible_text
 
 from digest.content.document import ComparisonDoc
@@ -62,14 +62,17 @@ def test_no_vote_links_for_an_opted_out_reader_off_site_wide_or_in_the_archive(
     make_renderer: RendererFactory, w47_docs: list[ComparisonDoc]
 ) -> None:
     renderer = make_renderer(w47_docs, edition_id=7)
-    variant = renderer.variant_for([])
+    variant = renderer.variant_for([], votes=False)  # the subscriber turned them off
     assert variant is not None
-    opted_out = dataclasses.replace(READER, vote_links=False)
-    message = variant.message_for(opted_out, message_id="<o@verdicts.example.com>")
+    message = variant.message_for(READER, message_id="<o@verdicts.example.com>")
     assert _links(message.html) == [] and _links(message.text) == []
     assert "Would you ship it?" not in message.html + message.text
     assert "/unsubscribe/" in message.html  # the other slots are still filled
-    assert _links(archive_html(variant, renderer.settings)) == []
+    assert _links(renderer.archive_html()) == []
+    with_links = renderer.variant_for([])
+    assert with_links is not None
+    with pytest.raises(ValueError, match="without vote links"):
+        archive_html(with_links, renderer.settings)
 
     off = make_settings(votes=False)
     plain = make_renderer(w47_docs, settings=off).variant_for([])

@@ -196,10 +196,10 @@ def test_maker_makes_the_same_tokens(signer: TokenSigner, purpose: Purpose) -> N
 
 
 def test_the_vote_links_of_a_message_come_from_one_signature_stream() -> None:
-    from subscribers.tokens import VoteRef, vote_day, vote_slot
+    from subscribers.tokens import VoteRef, vote_slot
 
     signer = TokenSigner("v" * 48)
-    stream = signer.vote_signatures(42, 7, vote_day(), vote_slot(3, 3, "skip") + 1)
+    stream = signer.vote_signatures(42, 7, vote_slot(3, 3, "skip") + 1)
     tokens = []
     for comparison, tool, choice in (
         (0, 0, "ship"),
@@ -214,7 +214,7 @@ def test_the_vote_links_of_a_message_come_from_one_signature_stream() -> None:
         assert signer.read_vote(token) == ref
         tokens.append(token)
     assert len({token.rsplit(".", 1)[1] for token in tokens}) == len(tokens)
-    other = signer.vote_signatures(43, 7, vote_day(), 4)
+    other = signer.vote_signatures(43, 7, 4)
     assert other[:48] != stream[:48]  # another subscriber, other signatures
 
 
@@ -223,14 +223,13 @@ def test_a_vote_token_with_any_part_changed_is_refused() -> None:
 
     signer = TokenSigner("v" * 48)
     token = signer.make_vote(VoteRef(42, 7, 2, 1, "ship"))
-    subscriber, edition, comparison, tool, code, day, signature = token.split(".")
+    subscriber, edition, comparison, tool, code, signature = token.split(".")
     changed = [
-        [str(int(subscriber) + 1), edition, comparison, tool, code, day],
-        [subscriber, str(int(edition) + 1), comparison, tool, code, day],
-        [subscriber, edition, "3", tool, code, day],
-        [subscriber, edition, comparison, "0", code, day],
-        [subscriber, edition, comparison, tool, "k", day],
-        [subscriber, edition, comparison, tool, code, str(int(day) - 1)],
+        [str(int(subscriber) + 1), edition, comparison, tool, code],
+        [subscriber, str(int(edition) + 1), comparison, tool, code],
+        [subscriber, edition, "3", tool, code],
+        [subscriber, edition, comparison, "0", code],
+        [subscriber, edition, comparison, tool, "k"],
     ]
     for parts in changed:
         assert signer.read_vote(".".join([*parts, signature])) is None, parts
