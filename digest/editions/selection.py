@@ -4,6 +4,11 @@ A week's comparisons are those published in it (``digest.content.store.published
 newsletter's time zone). An edition carries the *new* ones only: a comparison that a sending or
 sent edition already carries is not sent twice. ``new_comparisons`` is that rule;
 ``comparisons_for_week`` shows the week with or without it.
+
+An edition can be frozen before its week has ended: local-time delivery freezes it when the
+earliest zone (UTC+14) reaches the send time, and an editor may send early. What is published
+after that freeze, still in the frozen edition's week, goes into the next week's edition, which
+therefore also looks back to when the previous week's edition was created.
 """
 
 from __future__ import annotations
@@ -38,8 +43,16 @@ def carried_by_sent_editions(session: Session, comparison_ids: Sequence[int]) ->
 def new_comparisons(
     session: Session, week: IsoWeek, settings: Settings
 ) -> list[tuple[int, ComparisonDoc]]:
-    """The week's comparisons that no sending or sent edition carries, with their ids."""
+    """The week's comparisons that no sending or sent edition carries, with their ids, and
+    those published after the previous week's edition was frozen (see the module docstring)."""
     start, end = week.bounds(settings.zone)
+    frozen = session.exec(
+        select(Edition.created_at).where(
+            Edition.newsletter == settings.newsletter, Edition.week == str(week.previous())
+        )
+    ).first()
+    if frozen is not None and frozen < start:
+        start = frozen
     rows = published_in(session, start, end)
     carried = carried_by_sent_editions(session, [row.id for row in rows if row.id is not None])
     return [
