@@ -14,6 +14,9 @@ the server and of the load client. ``--scenario``:
   same database (memory backend, ``--send-rate`` messages/s). At the end it checks that every
   200 left one press and that each (subscriber, comparison, tool) pressed has one vote.
   ``--concurrency 8,32`` runs one load per value.
+- ``clicks``: tracked links, ``GET /r/{token}`` of random subscribers and links of the W47
+  edition, during the same kind of send. Every answer must be a 302, and every hit must be
+  stored once the server has stopped (the redirect records off the request path).
 
 The load client speaks HTTP/1.1 on asyncio streams itself: it costs a few tens of microseconds
 per request, so the figures are the server's. (httpx's connection pool costs milliseconds per
@@ -21,6 +24,7 @@ request at 32 connections and, on a small machine, takes the CPU the server woul
 
     python bench/web.py [--subscribers 100000] [--requests 5000] [--concurrency 32]
     python bench/web.py --scenario votes --concurrency 8,32
+    python bench/web.py --scenario clicks --concurrency 8,32
 """
 
 from __future__ import annotations
@@ -44,13 +48,14 @@ import httpx
 import sqlalchemy as sa
 from sqlmodel import col
 
+from digest.clicks.models import ClickHit, EditionLink
 from digest.config import Settings
 from digest.content.importer import import_paths
 from digest.db import create_engine, upgrade, utcnow
 from digest.editions.models import Edition, EditionComparison
 from digest.votes.models import Vote, VoteEvent
 from subscribers.models import AuditEntry, Cause, Status, Subscriber
-from subscribers.tokens import Purpose, VoteRef, signer_from_settings
+from subscribers.tokens import ClickRef, Purpose, VoteRef, signer_from_settings
 
 SECRET = secrets.token_urlsafe(48)  # a key the web app accepts outside development
 INSERT_CHUNK = 10_000
@@ -133,7 +138,7 @@ def wait_until_healthy(base_url: str, server: subprocess.Popen[bytes]) -> None:
 
 
 async def load(
-    requests: list[tuple[str, bytes]], concurrency: int, duration: float
+    requests: list[tuple[str, bytes | None]], concurrency: int, duration: float
 ) -> tuple[list[float], dict[str, int], float]:
     latencies: list[float] = []
     statuses: dict[str, int] = {}  # status code, or the name of the client error
@@ -169,16 +174,28 @@ async def load(
 
 
 async def post(
-    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, target: httpx.URL, body: bytes
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    target: httpx.URL,
+    body: bytes | None,
 ) -> tuple[int, bool]:
-    """POST the form ``body`` to ``target``; the status and whether the connection stays open."""
-    writer.write(
-        f"POST {target.raw_path.decode('ascii')} HTTP/1.1\r\n"
-        f"Host: {target.host}:{target.port}\r\n"
-        "Content-Type: application/x-www-form-urlencoded\r\n"
-        f"Content-Length: {len(body)}\r\n\r\n".encode("ascii")
-        + body
-    )
+    """POST the form ``body`` to ``target`` (GET it when ``body`` is None); the status and
+    whether the connection stays open."""
+    if body is None:
+        writer.write(
+            f"GET {target.raw_path.decode('ascii')} HTTP/1.1\r\n"
+            f"Host: {target.host}:{target.port}\r\n"
+            "User-Agent: Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Firefox/133.0\r\n"
+            "\r\n".encode("ascii")
+        )
+    else:
+        writer.write(
+            f"POST {target.raw_path.decode('ascii')} HTTP/1.1\r\n"
+            f"Host: {target.host}:{target.port}\r\n"
+            "Content-Type: application/x-www-form-urlencoded\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n".encode("ascii")
+            + body
+        )
     await writer.drain()
     # A connection closed early raises IncompleteReadError, an EOFError.
     head = await reader.readuntil(b"\r\n\r\n")
@@ -218,7 +235,9 @@ def percentile(values: list[float], fraction: float) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--scenario", choices=("unsubscribe", "votes"), default="unsubscribe")
+    parser.add_argument(
+        "--scenario", choices=("unsubscribe", "votes", "clicks"), default="unsubscribe"
+    )
     parser.add_argument("--subscribers", type=int, default=100_000)
     parser.add_argument("--requests", type=int, default=5_000)
     parser.add_argument("--warmup", type=int, default=200)
@@ -252,10 +271,14 @@ def main() -> None:
         print(f"seeded {args.subscribers:,} active subscribers in {seconds:.1f} s")
 
         sender: subprocess.Popen[bytes] | None = None
-        if args.scenario == "votes":
+        make: Callable[[int, int], list[tuple[str, bytes | None]]]
+        if args.scenario in ("votes", "clicks"):
             assert import_paths(engine, [str(EXAMPLES)]).ok
             sender = start_send(settings, workdir, args.send_rate)
-            make = vote_requests(engine, settings, args.subscribers, sender)
+            if args.scenario == "votes":
+                make = vote_requests(engine, settings, args.subscribers, sender)
+            else:
+                make = click_requests(engine, settings, args.subscribers, sender)
         else:
             make = unsubscribe_requests(settings, args.subscribers)
 
@@ -296,6 +319,8 @@ def main() -> None:
 
         if args.scenario == "votes":
             check_votes(engine, outcomes)
+        elif args.scenario == "clicks":
+            check_clicks(engine, outcomes)
         else:
             with engine.connect() as connection:
                 unsubscribed = connection.scalar(
@@ -322,7 +347,11 @@ def report(
     elapsed: float,
 ) -> None:
     done = len(latencies)
-    name = "one-click unsubscribe" if scenario == "unsubscribe" else "vote button, during a send"
+    name = {
+        "unsubscribe": "one-click unsubscribe",
+        "votes": "vote button, during a send",
+        "clicks": "tracked-link redirect, during a send",
+    }[scenario]
     print(
         f"{name}, {concurrency} connections, {done:,} requests "
         f"in {elapsed:.2f} s (after {warmup} warm-up requests)"
@@ -340,12 +369,12 @@ def report(
 
 def unsubscribe_requests(
     settings: Settings, subscribers: int
-) -> Callable[[int, int], list[tuple[str, bytes]]]:
+) -> Callable[[int, int], list[tuple[str, bytes | None]]]:
     """One-click POSTs to distinct subscribers, never the same one in two rounds."""
     signer = signer_from_settings(settings)
     order = random.Random(8058).sample(range(1, subscribers + 1), subscribers)
 
-    def make(round_number: int, count: int) -> list[tuple[str, bytes]]:
+    def make(round_number: int, count: int) -> list[tuple[str, bytes | None]]:
         picked = order[round_number * count : (round_number + 1) * count]
         return [
             (
@@ -376,7 +405,7 @@ def start_send(settings: Settings, workdir: Path, rate: float) -> subprocess.Pop
 
 def vote_requests(
     engine: sa.Engine, settings: Settings, subscribers: int, sender: subprocess.Popen[bytes]
-) -> Callable[[int, int], list[tuple[str, bytes]]]:
+) -> Callable[[int, int], list[tuple[str, bytes | None]]]:
     """Vote button presses by random subscribers on random tools of the W47 edition."""
     deadline = time.monotonic() + 120
     while True:
@@ -401,9 +430,9 @@ def vote_requests(
     tools = [len(snapshot["tools"]) for snapshot in snapshots]
     signer = signer_from_settings(settings)
 
-    def make(round_number: int, count: int) -> list[tuple[str, bytes]]:
+    def make(round_number: int, count: int) -> list[tuple[str, bytes | None]]:
         chance = random.Random(1000 + round_number)
-        requests = []
+        requests: list[tuple[str, bytes | None]] = []
         for _ in range(count):
             position = chance.randrange(len(tools))
             choice = chance.choice(("ship", "skip"))
@@ -419,6 +448,60 @@ def vote_requests(
         return requests
 
     return make
+
+
+def click_requests(
+    engine: sa.Engine, settings: Settings, subscribers: int, sender: subprocess.Popen[bytes]
+) -> Callable[[int, int], list[tuple[str, bytes | None]]]:
+    """GETs of tracked links of random subscribers and links of the W47 edition."""
+    deadline = time.monotonic() + 120
+    while True:
+        with engine.connect() as connection:
+            edition_id = connection.scalar(
+                sa.select(col(Edition.id)).where(col(Edition.week) == VOTE_WEEK)
+            )
+            links = connection.scalar(
+                sa.select(sa.func.count()).where(col(EditionLink.edition_id) == edition_id)
+            )
+        if edition_id is not None and links and sent_so_far(engine) > 0:
+            break
+        if sender.poll() is not None or time.monotonic() > deadline:
+            raise SystemExit("the send did not start")
+        time.sleep(0.2)
+    signer = signer_from_settings(settings)
+
+    def make(round_number: int, count: int) -> list[tuple[str, bytes | None]]:
+        chance = random.Random(2000 + round_number)
+        return [
+            (
+                f"{settings.base_url}/r/"
+                + signer.make_click(
+                    ClickRef(
+                        int(edition_id), chance.randint(1, subscribers), chance.randrange(links)
+                    )
+                ),
+                None,
+            )
+            for _ in range(count)
+        ]
+
+    return make
+
+
+def check_clicks(engine: sa.Engine, outcomes: list[tuple[dict[str, int], dict[str, int]]]) -> None:
+    """Every answer is a 302, and every one of them left one stored hit."""
+    redirected = sum(s.get("302", 0) + w.get("302", 0) for s, w in outcomes)
+    other = {
+        code: n
+        for s, w in outcomes
+        for code, n in (Counter(s) + Counter(w)).items()
+        if code != "302"
+    }
+    with engine.connect() as connection:
+        hits = connection.scalar(sa.select(sa.func.count()).select_from(ClickHit)) or 0
+    print(f"  database    {hits:,} hits stored for {redirected:,} redirects")
+    if other or hits != redirected:
+        raise SystemExit(f"FAILED: {redirected:,} redirects, other answers {other}, {hits:,} hits")
 
 
 def sent_so_far(engine: sa.Engine) -> int:

@@ -127,6 +127,15 @@ class Settings(BaseSettings):
     vote_rate_per_minute: int = Field(30, ge=1)
     votes_api_rate_per_minute: int = Field(120, ge=1)
 
+    # Engagement: content links go through {base_url}/r/{token} (off: plain links site-wide;
+    # a subscriber may turn them off too). Hits within click_min_seconds of the provider
+    # accepting the message are counted as automated; raw hits older than the retention are
+    # aggregated and deleted. The edition report at /reports/{edition} needs admin_token.
+    track_clicks: bool = True
+    click_min_seconds: int = Field(60, ge=0)
+    click_retention_days: int = Field(180, ge=1)
+    admin_token: SecretStr | None = None
+
     # Web.
     # Reverse proxies whose X-Forwarded-For is believed (addresses or networks, comma-separated
     # or a JSON array): the client is the rightmost address not in this list. Empty: the TCP

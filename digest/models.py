@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy.engine import Engine
 from sqlmodel import SQLModel
 
+from digest.clicks.models import ClickDaily, ClickHit, EditionLink
 from digest.content.models import Comparison, Review, Tool
 from digest.db import alembic_config
 from digest.delivery.models import Delivery, DeliveryState
@@ -48,11 +49,14 @@ def create_schema(engine: Engine) -> None:
 
 __all__ = [
     "AuditEntry",
+    "ClickDaily",
+    "ClickHit",
     "Comparison",
     "Delivery",
     "DeliveryState",
     "Edition",
     "EditionComparison",
+    "EditionLink",
     "EditionStatus",
     "Review",
     "ServiceState",

@@ -4,10 +4,12 @@ together (``export_data``) and erased together (``erase``).
 What is stored about an address: the subscriber row (address, name, timezone, preferences,
 status and its times), the audit trail of every change, a suppression entry if the address may
 never be mailed again, one ledger row per edition sent to it, provider events about it
-(delivered, bounced, complained, with the provider's raw payload), and its votes with each
-press of a vote button (time, network prefix, user agent).
+(delivered, bounced, complained, with the provider's raw payload), its votes with each
+press of a vote button (time, network prefix, user agent), and its hits on tracked links
+(time, link, method, network prefix, user agent, and whether the rules counted it as a person).
 
-``erase`` deletes the subscriber row, its votes and their presses, and the provider events
+``erase`` deletes the subscriber row, its votes and their presses, its link hits, and the
+provider events
 that name the address, and takes the address out of the ledger rows (the counts of each
 edition stay right). The audit trail and the suppression entry stay: they are the proof of
 consent and of the request to stop, and the suppression is what keeps the address from ever
@@ -23,6 +25,7 @@ from typing import Any, cast
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from digest.clicks.models import ClickHit
 from digest.delivery import ledger
 from digest.delivery.models import Delivery
 from digest.editions.models import Edition
@@ -41,6 +44,7 @@ EDITION = cast(sa.Table, sa.inspect(Edition).local_table)
 WEBHOOK_EVENT = cast(sa.Table, sa.inspect(WebhookEvent).local_table)
 VOTE = cast(sa.Table, sa.inspect(Vote).local_table)
 VOTE_EVENT = cast(sa.Table, sa.inspect(VoteEvent).local_table)
+CLICK_HIT = cast(sa.Table, sa.inspect(ClickHit).local_table)
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +56,7 @@ class Erasure:
     vote_presses: int
     provider_events: int
     ledger_rows: int
+    link_hits: int = 0
 
 
 def _plain(value: Any) -> Any:
@@ -114,7 +119,24 @@ def export_data(connection: Connection, email: str) -> dict[str, Any]:
     )
     votes: list[dict[str, Any]] = []
     presses: list[dict[str, Any]] = []
+    hits: list[dict[str, Any]] = []
     if subscriber_id is not None:
+        hits = _rows(
+            connection,
+            sa.select(
+                EDITION.c.week,
+                CLICK_HIT.c.link,
+                CLICK_HIT.c.at,
+                CLICK_HIT.c.method,
+                CLICK_HIT.c.network,
+                CLICK_HIT.c.user_agent,
+                CLICK_HIT.c.verdict,
+                CLICK_HIT.c.reason,
+            )
+            .join(EDITION, EDITION.c.id == CLICK_HIT.c.edition_id)
+            .where(CLICK_HIT.c.subscriber_id == subscriber_id)
+            .order_by(CLICK_HIT.c.id),
+        )
         votes = _rows(
             connection,
             sa.select(VOTE).where(VOTE.c.subscriber_id == subscriber_id).order_by(VOTE.c.id),
@@ -134,6 +156,7 @@ def export_data(connection: Connection, email: str) -> dict[str, Any]:
         "provider_events": events,
         "votes": votes,
         "vote_presses": presses,
+        "link_hits": hits,
     }
 
 
@@ -163,6 +186,9 @@ def erase(connection: Connection, email: str, *, actor: str) -> Erasure:
         "votes": _count(connection, VOTE, VOTE.c.subscriber_id == subscriber_id),
         "vote_presses": _count(connection, VOTE_EVENT, VOTE_EVENT.c.subscriber_id == subscriber_id),
     }
+    link_hits = connection.execute(
+        CLICK_HIT.delete().where(CLICK_HIT.c.subscriber_id == subscriber_id)
+    ).rowcount
     events = connection.execute(
         WEBHOOK_EVENT.delete().where(WEBHOOK_EVENT.c.email.in_(addresses))
     ).rowcount
@@ -176,6 +202,7 @@ def erase(connection: Connection, email: str, *, actor: str) -> Erasure:
         vote_presses=counted["vote_presses"],
         provider_events=int(events or 0),
         ledger_rows=scrubbed,
+        link_hits=int(link_hits or 0),
     )
 
 

@@ -604,6 +604,7 @@ def update_preferences(
     name: str | None = None,
     timezone: str | None = None,
     vote_links: bool | None = None,
+    track_clicks: bool | None = None,
 ) -> Subscriber | None:
     """Change what a subscriber receives (None leaves a field as it is). Audited when anything
     changed; None if there is no such subscriber."""
@@ -617,6 +618,8 @@ def update_preferences(
         wanted["paused"] = bool(paused)
     if vote_links is not None:
         wanted["vote_links"] = bool(vote_links)
+    if track_clicks is not None:
+        wanted["track_clicks"] = bool(track_clicks)
     if name is not None:
         wanted["name"] = normalize_name(name)
     if timezone is not None:

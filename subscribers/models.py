@@ -77,6 +77,11 @@ class Subscriber(SQLModel, table=True):
         default=True,
         sa_column=sa.Column(sa.Boolean, nullable=False, server_default=sa.true()),
     )
+    # Tracked content links (DIGEST_TRACK_CLICKS); the subscriber may turn them off.
+    track_clicks: bool = Field(
+        default=True,
+        sa_column=sa.Column(sa.Boolean, nullable=False, server_default=sa.true()),
+    )
     source: str = Field(default="", sa_column=sa.Column(sa.String(200), nullable=False))
     created_at: dt.datetime = Field(
         default_factory=utcnow, sa_column=sa.Column(UTCDateTime, nullable=False)

@@ -22,6 +22,13 @@ comparison, tool or choice is changed points at another slot, so its signature f
 Positions are bounded (fewer than 100 cards, at most 4 tools, as the content schema allows), so
 a token cannot make the server hash much. A vote link expires with its edition's age, which
 the edition checks (``digest.editions.votes``).
+
+A tracked link's token is ``{edition_id}.{subscriber_id}.{link}.{signature}`` (``ClickRef``):
+``link`` indexes the edition's frozen link table, so the token names a target without carrying
+it. Its signatures come from a keyed SHAKE256 stream per (edition, subscriber), as vote
+signatures do, under the click key: the signature of link ``n`` is the stream's 9-byte slot
+``n`` (links are bounded by ``MAX_LINKS``). Click tokens do not expire (an old email's links
+keep working).
 """
 
 from __future__ import annotations
@@ -31,7 +38,7 @@ import hashlib
 import hmac
 import time
 from base64 import urlsafe_b64encode
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
@@ -47,6 +54,9 @@ _CHOICE_CODES = {"ship": "s", "skip": "k"}
 _CHOICES = {code: choice for choice, code in _CHOICE_CODES.items()}
 _MAX_ID_DIGITS = 19  # beyond a 64-bit id: refuse before int() does any work
 _BLOCK_SIZE = 64  # SHA-256 block size in bytes
+_CLICK_SIGNATURE_BYTES = 9  # 12 base64url characters: a click only redirects and is counted
+MAX_LINKS = 1000  # links of one edition's table (cards are fewer than 100, tools at most 4)
+_CLICK_KEY_LABEL = b"digest subscriber token: click"
 
 
 class Purpose(enum.StrEnum):
@@ -105,6 +115,16 @@ class VoteRef:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class ClickRef:
+    """What one tracked link stands for: link ``link`` of the edition's link table, sent to
+    this subscriber."""
+
+    edition_id: int
+    subscriber_id: int
+    link: int
+
+
 class TokenSigner:
     """Makes and checks tokens for one secret. Build it once and reuse it; it is thread-safe."""
 
@@ -127,6 +147,59 @@ class TokenSigner:
         self._macs = {purpose: _Mac(key) for purpose, key in keys.items()}
         # The vote links' keyed stream, with the key absorbed once and copied per message.
         self._vote_stream = hashlib.shake_256(b"digest vote links\0" + keys[Purpose.VOTE])
+        click_key = hmac.new(secret_bytes, _CLICK_KEY_LABEL, hashlib.sha256).digest()
+        self._click_stream = hashlib.shake_256(b"digest click links\0" + click_key)
+
+    # -- click tokens --------------------------------------------------------------------------
+
+    def _click_slots(self, edition_id: int, subscriber_id: int, count: int) -> bytes:
+        """The first ``count`` signature slots of the (edition, subscriber) stream."""
+        state = self._click_stream.copy()
+        state.update(f"{edition_id}.{subscriber_id}".encode("ascii"))
+        return state.digest(count * _CLICK_SIGNATURE_BYTES)
+
+    def click_tokens(self, edition_id: int, subscriber_id: int, links: Sequence[int]) -> list[str]:
+        """The token of each of ``links`` for one subscriber: the renderer's per-recipient path
+        (one hash call for all of them)."""
+        if subscriber_id < 0 or edition_id < 0:
+            raise ValueError("ids are not negative")
+        if not links:
+            return []
+        if min(links) < 0 or max(links) >= MAX_LINKS:
+            raise ValueError(f"links are numbered 0 to {MAX_LINKS - 1}")
+        slots = self._click_slots(edition_id, subscriber_id, max(links) + 1)
+        size, head = _CLICK_SIGNATURE_BYTES, f"{edition_id}.{subscriber_id}."
+        return [
+            f"{head}{link}."
+            + urlsafe_b64encode(slots[link * size : (link + 1) * size]).decode("ascii")
+            for link in links
+        ]
+
+    def make_click(self, ref: ClickRef) -> str:
+        if min(ref.edition_id, ref.subscriber_id, ref.link) < 0:
+            raise ValueError("ids and links are not negative")
+        return self.click_tokens(ref.edition_id, ref.subscriber_id, [ref.link])[0]
+
+    def read_click(self, token: str) -> ClickRef | None:
+        """The link ``token`` stands for, or None if it is forged, damaged or not a click token.
+        Never raises, whatever ``token`` is."""
+        try:
+            if not isinstance(token, str) or not token.isascii() or len(token) > 80:
+                return None
+            parts = token.split(".")
+            if len(parts) != 4:
+                return None
+            edition, subscriber, link, _signature = parts
+            if not (_is_number(edition, _MAX_ID_DIGITS) and _is_number(subscriber, _MAX_ID_DIGITS)):
+                return None
+            if not _is_number(link, 4) or int(link) >= MAX_LINKS:
+                return None
+            expected = self.click_tokens(int(edition), int(subscriber), [int(link)])[0]
+            if not hmac.compare_digest(expected.encode("ascii"), token.encode("ascii")):
+                return None
+            return ClickRef(int(edition), int(subscriber), int(link))
+        except Exception:
+            return None
 
     # -- vote tokens ---------------------------------------------------------------------------
 

@@ -25,6 +25,7 @@ from digest.cli import (
     db_cmd,
     delivery,
     preview,
+    report,
     scheduler,
     serve,
     subscribers,
@@ -47,6 +48,7 @@ app.add_typer(subscribers.app, name="subscribers")
 app.add_typer(votes.app, name="votes")
 app.command("serve")(serve.serve)
 app.command("preview")(preview.preview)
+app.command("report")(report.report)
 # send, status, resend, cancel, worker; scheduler, pause, resume: top-level commands.
 app.registered_commands.extend(delivery.app.registered_commands)
 app.registered_commands.extend(scheduler.app.registered_commands)

@@ -314,7 +314,8 @@ def erase_command(
         erased = privacy.erase(connection, email, actor=ACTOR)
     typer.echo(
         f"{erased.email}: erased (votes {erased.votes}, vote presses {erased.vote_presses}, "
-        f"provider events {erased.provider_events}, ledger rows {erased.ledger_rows}); "
+        f"provider events {erased.provider_events}, ledger rows {erased.ledger_rows}, "
+        f"link hits {erased.link_hits}); "
         "audit trail and suppression kept"
     )
 

@@ -104,6 +104,7 @@ class ClaimedRow:
     attempts: int
     first_name: str = ""  # the greeting's name when the subscriber gave one
     vote_links: bool = True  # the subscriber's choice of "Would you ship it?" links
+    track_clicks: bool = True  # the subscriber's choice of tracked links
 
 
 @dataclass(frozen=True, slots=True)
@@ -484,6 +485,7 @@ def _mailable_rows(session: Session, edition_id: int, worker: str) -> list[Claim
                 mailable.c.name,
                 mailable.c.first_name,
                 mailable.c.vote_links,
+                mailable.c.track_clicks,
             )
             .join(mailable, mailable.c.id == DELIVERY.c.subscriber_id)
             .where(_held_by(edition_id, worker))
@@ -503,6 +505,7 @@ def _mailable_rows(session: Session, edition_id: int, worker: str) -> list[Claim
             attempts,
             first_name=first,
             vote_links=votes,
+            track_clicks=track,
         )
         for (
             row_id,
@@ -515,6 +518,7 @@ def _mailable_rows(session: Session, edition_id: int, worker: str) -> list[Claim
             name,
             first,
             votes,
+            track,
         ) in rows
     ]
     moved = [{"b_id": row[0], "b_email": row[6]} for row in rows if row[6] != row[2]]

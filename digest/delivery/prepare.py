@@ -221,7 +221,13 @@ def message_factories(
             # The Message-ID doubles as the idempotency key: a provider that deduplicates
             # turns the resend of an ``unknown`` row into a no-op.
             return variant.message_for(
-                Recipient(row.subscriber_id, row.email, row.name, row.first_name),
+                Recipient(
+                    row.subscriber_id,
+                    row.email,
+                    row.name,
+                    row.first_name,
+                    track_clicks=row.track_clicks,
+                ),
                 message_id=row.message_id,
                 idempotency_key=row.message_id,
             )

@@ -109,7 +109,11 @@ def build_preview(
             if subscriber.id is None:  # pragma: no cover - a stored row always has an id
                 raise NotFoundError(f"subscriber {email!r} has no id")
             recipient = Recipient(
-                subscriber.id, subscriber.email, subscriber.name, subscriber.first_name
+                subscriber.id,
+                subscriber.email,
+                subscriber.name,
+                subscriber.first_name,
+                track_clicks=subscriber.track_clicks,
             )
             vote_links = subscriber.vote_links
             categories = tuple(subscriber.categories)

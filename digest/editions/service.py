@@ -20,6 +20,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
+from digest.clicks.models import EditionLink
 from digest.config import Settings
 from digest.content.document import ComparisonDoc
 from digest.content.store import published_in
@@ -135,6 +136,21 @@ def open_edition(
                     snapshot=doc.model_dump(mode="json"),
                 )
                 for position, (comparison_id, doc) in enumerate(selected)
+            )
+            # The tracked links' targets, frozen with the comparisons. Imported here: the
+            # render package loads the template engine, which `digest status` must not.
+            from digest.render.links import link_table
+
+            session.add_all(
+                EditionLink(
+                    edition_id=edition.id,
+                    link=target.link,
+                    kind=str(target.kind),
+                    url=target.url,
+                    comparison=target.comparison,
+                    tool=target.tool,
+                )
+                for target in link_table([doc for _id, doc in selected], settings.base_url)
             )
         return EditionOutcome(edition, created=True)
     except IntegrityError:

@@ -4,7 +4,8 @@ The archive is the "all categories" variant with its slots filled by neutral val
 generic greeting, and the unsubscribe and preferences links pointing at the generic
 preferences page (``{base_url}/preferences``), where a reader asks for a link by email.
 Nothing in it identifies or acts for a subscriber, so it is safe to publish: it is compiled
-without vote links (they are per subscriber), and shows the community figures readers made.
+without vote links (they are per subscriber), its content links are plain (never tracked), and
+it shows the community figures readers made.
 """
 
 from __future__ import annotations
@@ -33,14 +34,31 @@ def archive_html(variant: CompiledVariant, settings: Settings) -> str:
     """``variant``'s HTML with neutral values in every slot."""
     _check_neutral(variant)
     page = escape_html(generic_preferences_url(settings))
-    return variant.html.fill([escape_html(ARCHIVE_GREETING), page, page])
+    return variant.html.fill(
+        _with_links(variant, [escape_html(ARCHIVE_GREETING), page, page], True)
+    )
 
 
 def archive_text(variant: CompiledVariant, settings: Settings) -> str:
     """The plain-text counterpart of ``archive_html``."""
     _check_neutral(variant)
     page = generic_preferences_url(settings)
-    return variant.text.fill([ARCHIVE_GREETING, page, page])
+    return variant.text.fill(_with_links(variant, [ARCHIVE_GREETING, page, page], False))
+
+
+def _with_links(variant: CompiledVariant, values: list[str], html: bool) -> list[str]:
+    """``values`` and the plain URL (escaped for the HTML part when ``html``) in every link
+    slot."""
+    links = variant.links
+    if links is None:
+        return values
+    padded = values + [""] * (links.slot_count - len(values))
+    scratch = list(padded)
+    if html:
+        links.fill_plain(padded, scratch)
+    else:
+        links.fill_plain(scratch, padded)
+    return padded
 
 
 def _check_neutral(variant: CompiledVariant) -> None:

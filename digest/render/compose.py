@@ -51,6 +51,7 @@ class Recipient:
     email: str
     name: str = ""
     first_name: str = ""
+    track_clicks: bool = True  # the subscriber's choice; the site-wide switch is a setting
 
 
 def new_message_id(settings_or_domain: Settings | str) -> str:
@@ -180,7 +181,8 @@ def personalize(variant: CompiledVariant, recipient: Recipient) -> Personalized:
     """Fill ``variant``'s slots for ``recipient``: the per-recipient hot path.
 
     Two HMACs, one hash call for every vote link when the email has them
-    (``VoteSlots.fill``), and two string joins. Tokens are URL-safe (letters, digits,
+    (``VoteSlots.fill``), one for every tracked link (``LinkSlots.fill``; plain URLs for a
+    subscriber who turned tracking off), and two string joins. Tokens are URL-safe (letters, digits,
     ``-_.``), so they are appended to the pre-escaped link prefixes without escaping.
     """
     context = variant.context
@@ -199,11 +201,22 @@ def personalize(variant: CompiledVariant, recipient: Recipient) -> Personalized:
         unsubscribe,
         context.preferences_prefix + preferences_token,
     )
-    votes = variant.votes
-    if votes is not None:
-        padding = [""] * (votes.slot_count - len(html_values))
+    votes, links = variant.votes, variant.links
+    if votes is not None or links is not None:
+        count = max(
+            len(html_values),
+            votes.slot_count if votes is not None else 0,
+            links.slot_count if links is not None else 0,
+        )
+        padding = [""] * (count - len(html_values))
         html_list, text_list = [*html_values, *padding], [*text_values, *padding]
-        votes.fill(context.signer, subscriber_id, html_list, text_list)
+        if votes is not None:
+            votes.fill(context.signer, subscriber_id, html_list, text_list)
+        if links is not None:
+            if recipient.track_clicks:
+                links.fill(context.signer, subscriber_id, html_list, text_list)
+            else:
+                links.fill_plain(html_list, text_list)
         html_values, text_values = tuple(html_list), tuple(text_list)
     return Personalized(
         variant.html.fill(html_values),

@@ -29,8 +29,16 @@ from digest.message import OutgoingMessage
 from digest.render import archive, templates
 from digest.render.budget import KIB, SIGNATURE_RESERVE, SLOT_RESERVE, VOTER_RESERVE, Fit, fit
 from digest.render.compose import MessageContext, Recipient, compose, new_message_id
+from digest.render.links import (
+    TOKEN_RESERVE,
+    LinkSlots,
+    LinkTarget,
+    build_link_slots,
+    link_ids,
+    link_table,
+)
 from digest.render.mjml import MjmlCompiler, check_inert, default_compiler, with_title
-from digest.render.slots import VOTE_BASE, Slot, SlotTemplate, markers
+from digest.render.slots import VOTE_BASE, Slot, SlotTemplate, link_marker, markers
 from digest.render.subject import (
     SubjectFields,
     check_settings,
@@ -63,6 +71,7 @@ class CompiledVariant:
     context: MessageContext = field(repr=False)
     fit: Fit | None = None  # what the size budget allowed (None: not measured)
     votes: VoteSlots | None = None  # the "Would you ship it?" links (None: without them)
+    links: LinkSlots | None = None  # the tracked links (None: click tracking is off)
 
     def size_report(self) -> str:
         """``"HTML 41.2 KB of a 90 KB budget; all 6 comparisons as full cards"``."""
@@ -130,6 +139,10 @@ class EditionRenderer:
         self.environment = environment or templates.environment()
         self.compiler = compiler or default_compiler
         self.context = MessageContext.of(settings, self.signer)
+        # The edition's link table (``digest.render.links``); empty when clicks are not tracked.
+        self.links = (
+            link_table(self.comparisons, settings.base_url) if settings.track_clicks else ()
+        )
         self.compiles = 0  # variants compiled by this renderer
         self._variants: dict[tuple[str, bool], CompiledVariant] = {}
         self._keys: dict[frozenset[str], str | None] = {}
@@ -194,6 +207,8 @@ class EditionRenderer:
                 else None,
                 community=self.community,
                 recap=self.recap,
+                links=self.links,
+                link_positions={doc.slug: index for index, doc in enumerate(self.comparisons)},
             )
             self._variants[key, votes] = variant
             self.compiles += 1
@@ -243,10 +258,16 @@ def compile_variant(
     positions: Mapping[str, int] | None = None,
     community: Mapping[tuple[str, str], CommunityVotes] | None = None,
     recap: Sequence[ComparisonDoc] = (),
+    links: Sequence[LinkTarget] = (),
+    link_positions: Mapping[str, int] | None = None,
 ) -> CompiledVariant:
     """Jinja → MJML → HTML with slots, and the text part, for exactly ``comparisons``, within
     the size budget (see ``digest.render.budget``). With ``positions`` (each comparison's
-    position in the edition ``edition_id``) every card gets vote links."""
+    position in the edition ``edition_id``) every card gets vote links. With ``links`` (the
+    edition's link table; ``link_positions``, default ``positions`` or the order given) the
+    content links are link slots."""
+    if link_positions is None:
+        link_positions = positions or {doc.slug: n for n, doc in enumerate(comparisons)}
     fields = SubjectFields.of(comparisons, week, settings.site_name)
     subject = render_subject(settings.subject_template, fields)
     view = edition_view(
@@ -262,7 +283,11 @@ def compile_variant(
         vote_links=link_maker(settings.base_url, positions) if positions is not None else None,
         community=community,
         recap=recap,
+        link_marker=link_marker if links else None,
+        links=link_ids(links, link_positions) if links else None,
     )
+    link_base = VOTE_BASE + 2 * len(view.votes)
+    link_reserve = len(settings.base_url) + 3 + TOKEN_RESERVE
     template = environment.get_template(HTML_TEMPLATE)
     built: dict[tuple[int, int], tuple[str, SlotTemplate]] = {}
 
@@ -270,23 +295,35 @@ def compile_variant(
         if (full, listed) not in built:
             source = template.render(edition=view.with_budget(full, listed))
             html = with_title(compiler.compile(source), subject)
-            built[full, listed] = (source, SlotTemplate.parse(html))
+            built[full, listed] = (source, SlotTemplate.parse(html, link_base=link_base))
         return built[full, listed]
 
     def measure(full: int, listed: int) -> int:
         slotted = build(full, listed)[1]
-        return slotted.size + sum(_reserve(index) for _, index in slotted.positions)
+        return slotted.size + sum(
+            link_reserve if index >= link_base else _reserve(index)
+            for _, index in slotted.positions
+        )
 
     fitted = fit(len(comparisons), settings.email_size_budget_kb * KIB, measure)
     source, html = build(fitted.full, fitted.listed)
     check_inert("".join(chunk for chunk in html.chunks if chunk is not None))
     view = view.with_budget(fitted.full, fitted.listed)
-    text = SlotTemplate.parse(render_text(environment, view))
+    text = SlotTemplate.parse(render_text(environment, view), link_base=link_base)
     votes = None
     if positions is not None and view.votes:
         if text.vote_numbers != html.vote_numbers:
             raise InputError("the text part and the HTML hold different vote links")
         votes = vote_slots(view, html.vote_numbers, positions=positions, edition_id=edition_id)
+    link_slots = None
+    if links:
+        link_slots = build_link_slots(
+            links,
+            numbers=sorted(set(html.link_numbers) | set(text.link_numbers)),
+            base=link_base,
+            edition_id=edition_id,
+            base_url=settings.base_url,
+        )
     return CompiledVariant(
         key=key,
         subject=subject,
@@ -298,4 +335,5 @@ def compile_variant(
         context=context,
         fit=fitted,
         votes=votes,
+        links=link_slots,
     )

@@ -16,6 +16,11 @@ A part with "Would you ship it?" links holds two more kinds: ``Slot.VOTER``, the
 vote token of the message (``{subscriber}.{edition}``), and numbered *signature slots*
 (``vote_marker(n)``, value index ``VOTE_BASE + n``), one per link, each filled with that link's
 12-character signature (``digest.render.votes``). The rest of each link is literal text.
+
+A part with tracked links also holds numbered *link slots* (``link_marker(n)``), one per entry
+of the edition's link table (``digest.render.links``), each filled with a tracked or a plain
+URL. Link slot ``n`` has the value index ``link_base + n``, where ``link_base`` (given to
+``parse``) comes after every signature slot of the email.
 """
 
 from __future__ import annotations
@@ -64,14 +69,23 @@ def vote_marker(number: int, nonce: str = _NONCE) -> str:
     return f"x{nonce}xvote{number}x"
 
 
+def link_marker(number: int, nonce: str = _NONCE) -> str:
+    """The marker of link slot ``number`` (link ``number`` of the edition's link table)."""
+    return f"x{nonce}xlink{number}x"
+
+
 def _pattern(nonce: str) -> re.Pattern[str]:
     names = "|".join(slot.name.lower().replace("_", "") for slot in Slot)
-    return re.compile(f"x{re.escape(nonce)}x({names}|vote[0-9]{{1,5}})x")
+    return re.compile(f"x{re.escape(nonce)}x({names}|(?:vote|link)[0-9]{{1,5}})x")
 
 
-def _index(name: str) -> int:
+def _index(name: str, link_base: int) -> int:
     found = _BY_NAME.get(name)
-    return int(found) if found is not None else VOTE_BASE + int(name.removeprefix("vote"))
+    if found is not None:
+        return int(found)
+    if name.startswith("link"):
+        return link_base + int(name.removeprefix("link"))
+    return VOTE_BASE + int(name.removeprefix("vote"))
 
 
 _BY_NAME = {slot.name.lower().replace("_", ""): slot for slot in Slot}
@@ -85,14 +99,28 @@ class SlotError(InputError, ValueError):
 class SlotTemplate(BodyTemplate):
     """A compiled part split on its markers (``digest.message.BodyTemplate``, the shape a
     message carries to the backends); ``positions`` index ``Slot`` values, stored as plain
-    ints because ``fill`` runs once per recipient."""
+    ints because ``fill`` runs once per recipient. Value indices from ``link_base`` on are
+    link slots."""
+
+    link_base: int = 1 << 30
 
     @classmethod
     def parse(
-        cls, compiled: str, *, required: Sequence[Slot] = REQUIRED, nonce: str = _NONCE
+        cls,
+        compiled: str,
+        *,
+        required: Sequence[Slot] = REQUIRED,
+        nonce: str = _NONCE,
+        link_base: int | None = None,
     ) -> SlotTemplate:
-        """Split ``compiled`` on the markers of ``nonce``; every ``required`` slot must occur."""
-        pieces = _pattern(nonce).split(compiled)
+        """Split ``compiled`` on the markers of ``nonce``; every ``required`` slot must occur.
+        ``link_base`` is the value index of link slot 0 (default: after this part's highest
+        signature slot)."""
+        pattern = _pattern(nonce)
+        if link_base is None:
+            votes = [int(m[4:]) for m in pattern.findall(compiled) if m.startswith("vote")]
+            link_base = VOTE_BASE + 1 + max(votes, default=-1)
+        pieces = pattern.split(compiled)
         chunks: list[str | None] = []
         positions: list[tuple[int, int]] = []
         for index, piece in enumerate(pieces):
@@ -100,17 +128,20 @@ class SlotTemplate(BodyTemplate):
                 if piece:
                     chunks.append(piece)
             else:
-                positions.append((len(chunks), _index(piece)))
+                positions.append((len(chunks), _index(piece, link_base)))
                 chunks.append(None)
         missing = set(required) - {Slot(slot) for _, slot in positions if slot < VOTE_BASE}
         if missing:
             names = ", ".join(sorted(slot.name.lower() for slot in missing))
             raise SlotError(f"the compiled template has no slot for: {names}")
-        return cls(tuple(chunks), tuple(positions))
+        return cls(tuple(chunks), tuple(positions), link_base)
 
-    def fill_named(self, values: Mapping[Slot, str]) -> str:
+    def fill_named(self, values: Mapping[Slot, str], links: Sequence[str] = ()) -> str:
+        """Fixed values by name, empty signature slots, and ``links`` for the link slots."""
         votes = [""] * (1 + max(self.vote_numbers, default=-1))
-        return self.fill([*(values.get(slot, "") for slot in Slot), *votes])
+        if self.link_numbers:
+            votes = [""] * (self.link_base - VOTE_BASE)
+        return self.fill([*(values.get(slot, "") for slot in Slot), *votes, *links])
 
     @property
     def slots(self) -> tuple[Slot, ...]:
@@ -120,4 +151,11 @@ class SlotTemplate(BodyTemplate):
     @property
     def vote_numbers(self) -> tuple[int, ...]:
         """The vote links whose signature slots this part holds, in ascending order."""
-        return tuple(sorted({i - VOTE_BASE for _, i in self.positions if i >= VOTE_BASE}))
+        base = self.link_base
+        return tuple(sorted({i - VOTE_BASE for _, i in self.positions if VOTE_BASE <= i < base}))
+
+    @property
+    def link_numbers(self) -> tuple[int, ...]:
+        """The link slots this part holds, in ascending order."""
+        base = self.link_base
+        return tuple(sorted({i - base for _, i in self.positions if i >= base}))

@@ -161,6 +161,7 @@ class EditionView:
     # (comparison slug, tool position) of each vote slot, by ordinal (empty: no vote links).
     votes: tuple[tuple[str, int], ...] = ()
     recap: tuple[RecapView, ...] = ()  # what readers said of the previous edition
+    honeypot: str = ""  # the marker of the hidden honeypot link ("" without tracked links)
 
     @property
     def count(self) -> int:
@@ -304,15 +305,21 @@ def edition_view(
     vote_links: Callable[[int, str, int], tuple[str, str]] | None = None,
     community: Mapping[tuple[str, str], CommunityVotes] | None = None,
     recap: Sequence[ComparisonDoc] = (),
+    link_marker: Callable[[int], str] | None = None,
+    links: Mapping[tuple[str, str], int] | None = None,
 ) -> EditionView:
     """Everything the digest templates print, in the order given by ``comparisons``.
 
     With ``vote_links`` every tool gets its Ship and Skip links: ``vote_links(ordinal,
     comparison slug, tool position)``, tools numbered in card order. ``community`` holds the
     figures of the tools readers voted on; ``recap``, the previous edition's comparisons to show
-    them for."""
+    them for. With ``link_marker``, each comparison and tool link named in ``links``
+    (``(comparison slug, tool slug or "")`` -> link, ``digest.render.links``) becomes that
+    link's slot, and the view has a honeypot slot (link 0)."""
     community = community or {}
     views = tuple(comparison_view(doc, base_url, community) for doc in comparisons)
+    if link_marker is not None and links is not None:
+        views = tuple(_linked(view, link_marker, links) for view in views)
     votes: list[tuple[str, int]] = []
     if vote_links is not None:
         numbered = []
@@ -337,7 +344,22 @@ def edition_view(
         slots=slots,
         votes=tuple(votes),
         recap=tuple(_recap_view(doc, base_url, community) for doc in recap),
+        honeypot=link_marker(0) if link_marker is not None and links is not None else "",
     )
+
+
+def _linked(
+    view: ComparisonView, marker: Callable[[int], str], links: Mapping[tuple[str, str], int]
+) -> ComparisonView:
+    """``view`` with its links replaced by the markers of their link slots."""
+    tools = tuple(
+        replace(tool, url=marker(links[view.slug, tool.slug]))
+        if tool.url and (view.slug, tool.slug) in links
+        else tool
+        for tool in view.tools
+    )
+    link = links.get((view.slug, ""))
+    return replace(view, url=marker(link) if link is not None else view.url, tools=tools)
 
 
 def _recap_view(

@@ -65,6 +65,8 @@ log = logging.getLogger(__name__)
 LEADER_RETRY_SECONDS = 10.0
 CONTINUE_SECONDS = 30.0
 CONTINUE_ID = "digest-continue-sending"
+RETENTION_ID = "digest-click-retention"
+RETENTION_HOURS = 24
 
 Job = Callable[[threading.Event], object]
 
@@ -238,8 +240,29 @@ class SchedulerService:
                 max_instances=1,
                 next_run_time=utcnow() + dt.timedelta(seconds=min(5.0, self.continue_seconds)),
             )
+        if self.continue_job is not None:  # the real service, not a test's own job
+            scheduler.add_job(
+                self._retire_hits,
+                trigger="interval",
+                hours=RETENTION_HOURS,
+                id=RETENTION_ID,
+                name="click retention",
+                jobstore="memory",
+                executor="continue",
+                coalesce=True,
+                max_instances=1,
+                next_run_time=utcnow() + dt.timedelta(minutes=5),
+            )
         scheduler.resume()
         return scheduler
+
+    def _retire_hits(self) -> None:
+        """Raw link hits older than DIGEST_CLICK_RETENTION_DAYS become daily counts."""
+        from digest.delivery.report import retire_old_hits
+
+        folded = retire_old_hits(self.engine, self.settings, utcnow())
+        if folded:
+            log_event(log, "click_hits_folded", hits=folded)
 
     def next_run_time(self) -> dt.datetime | None:
         scheduler = self.scheduler

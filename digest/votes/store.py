@@ -15,7 +15,6 @@ import datetime as dt
 import functools
 import hashlib
 import hmac
-import ipaddress
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
@@ -68,20 +67,6 @@ class ToolCommunity:
     imported: CommunityVotes
     newsletter: Tally
     combined: CommunityVotes
-
-
-def network_prefix(address: str | None) -> str:
-    """The client's network, never its address: an IPv4 /24 or an IPv6 /48 ("" if unknown)."""
-    if not address:
-        return ""
-    try:
-        ip = ipaddress.ip_address(address.strip())
-    except ValueError:
-        return ""
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    prefix = 24 if ip.version == 4 else 48
-    return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False))
 
 
 @functools.cache

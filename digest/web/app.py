@@ -30,9 +30,17 @@ from starlette.types import ASGIApp, ExceptionHandler, Lifespan
 
 from digest.backends.base import EmailBackend
 from digest.backends.registry import get_backend
+from digest.clicks.recorder import ClickRecorder
 from digest.config import Settings, get_settings
 from digest.db import engine_from_settings
-from digest.web import routes_archive, routes_health, routes_subscription, routes_votes
+from digest.web import (
+    routes_archive,
+    routes_clicks,
+    routes_health,
+    routes_reports,
+    routes_subscription,
+    routes_votes,
+)
 from digest.web.csrf import CsrfGuard
 from digest.web.ratelimit import SlidingWindowLimiter, client_address_middleware
 from digest.web.security import SecurityHeadersMiddleware, security_headers
@@ -116,11 +124,14 @@ def create_app(
         ),
     )
 
+    recorder = ClickRecorder(engine)
+
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         try:
             yield
         finally:
+            recorder.close()
             if owned_backend is not None:
                 owned_backend.close()
             if owned_engine is not None:
@@ -132,6 +143,8 @@ def create_app(
         *routes_health.routes,
         *routes_archive.routes,
         *routes_votes.routes,
+        *routes_clicks.routes,
+        *routes_reports.routes,
         *_with_body_limit(webhook_routes(settings, engine), settings.webhook_max_bytes),
         Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
     ]
@@ -144,6 +157,8 @@ def create_app(
         trusted_proxies=settings.trusted_proxies,
     )
     app.state.services = services
+    app.state.click_recorder = recorder
+    app.state.click_targets = {}
     return app
 
 

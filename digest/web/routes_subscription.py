@@ -348,6 +348,8 @@ class PreferencesEndpoint(HTTPEndpoint):
             "paused": subscriber.paused,
             "votes": svc.settings.votes,
             "vote_links": subscriber.vote_links,
+            "track": svc.settings.track_clicks,
+            "track_clicks": subscriber.track_clicks,
             "unsubscribed": subscriber.status not in ON_LIST,
             "categories": CATEGORIES,
             "action": f"/preferences/{token}",
@@ -377,6 +379,7 @@ class PreferencesEndpoint(HTTPEndpoint):
         paused = _text(form, "paused") == "1"
         # The box is on the form only while votes are on site-wide; otherwise keep the choice.
         vote_links = _text(form, "vote_links") == "1" if svc.settings.votes else None
+        track_clicks = _text(form, "track_clicks") == "1" if svc.settings.track_clicks else None
         found = await run_in_threadpool(
             functools.partial(
                 _apply_preferences,
@@ -386,6 +389,7 @@ class PreferencesEndpoint(HTTPEndpoint):
                 categories=chosen,
                 paused=paused,
                 vote_links=vote_links,
+                track_clicks=track_clicks,
             )
         )
         if not found:
@@ -403,6 +407,7 @@ def _apply_preferences(
     categories: list[str],
     paused: bool,
     vote_links: bool | None,
+    track_clicks: bool | None = None,
 ) -> bool:
     """Save the form; False when the subscriber no longer exists."""
     with svc.transaction() as session:
@@ -418,6 +423,7 @@ def _apply_preferences(
                 categories=categories,
                 paused=paused,
                 vote_links=vote_links,
+                track_clicks=track_clicks,
                 actor=ACTOR,
             )
             found = subscriber is not None

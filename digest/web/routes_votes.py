@@ -32,6 +32,7 @@ from starlette.routing import Route
 
 from digest.db import utcnow
 from digest.editions.votes import FrozenCards, ballot_for
+from digest.network import network_prefix
 from digest.votes import store
 from digest.web.ratelimit import SlidingWindowLimiter, client_key
 from digest.web.routes_subscription import invalid_link
@@ -115,7 +116,7 @@ class VoteEndpoint(HTTPEndpoint):
         if form.get("choice") != ref.choice:
             # Not the page's button: a scanner or a hand-made request. Show the page again.
             return await run_in_threadpool(self.get, request)
-        network = store.network_prefix(request.client.host if request.client else None)
+        network = network_prefix(request.client.host if request.client else None)
         user_agent = request.headers.get("user-agent", "")
         result = await run_in_threadpool(_record, svc, ref, network, user_agent, _cards(request))
         if result is None:

@@ -27,6 +27,7 @@ COMMANDS = [
     ["status"],
     ["status", "--json"],
     ["preview", "--week", "2026-W47"],
+    ["report", "--week", "2026-W47"],
     ["comparisons", "list", "--week", "2026-W47"],
     ["subscribers", "list"],
     ["subscribers", "export", "-"],

@@ -65,12 +65,12 @@ def hostile_doc() -> ComparisonDoc:
 
 
 def _render(
-    make_renderer: RendererFactory, name: str = "Zoë Fontaine"
+    make_renderer: RendererFactory, name: str = "Zoë Fontaine", *, tracked: bool = True
 ) -> tuple[CompiledVariant, OutgoingMessage]:
     renderer = make_renderer([hostile_doc()])
     variant = renderer.variant_for([])
     assert variant is not None
-    recipient = Recipient(READER.subscriber_id, READER.email, name)
+    recipient = Recipient(READER.subscriber_id, READER.email, name, track_clicks=tracked)
     return variant, variant.message_for(recipient, message_id="<hostile@verdicts.example.com>")
 
 
@@ -111,10 +111,14 @@ def test_mjml_source_carries_content_escaped(make_renderer: RendererFactory) -> 
 
 
 def test_urls_cannot_leave_their_attribute(make_renderer: RendererFactory) -> None:
-    _variant, message = _render(make_renderer)
+    _variant, message = _render(make_renderer, tracked=False)
     hrefs = parse_html(message.html).hrefs
     assert "https://verdicts.example.com/compare/hostile?a=1&b=%27x%27" in hrefs
     assert all(not set(href) & set("\"'<> ") for href in hrefs)
+    _variant, tracked = _render(make_renderer)
+    tracked_hrefs = parse_html(tracked.html).hrefs
+    assert not any("hostile" in href for href in tracked_hrefs)
+    assert all(not set(href) & set("\"'<> ") for href in tracked_hrefs)
 
 
 def test_right_to_left_text_is_kept_and_isolated(make_renderer: RendererFactory) -> None:

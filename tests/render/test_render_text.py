@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from render_support import READER, SEED_SLUG, RendererFactory
 
 from digest.content.document import ComparisonDoc
 from digest.render.text import WIDTH, bar, pad, wrap
 
 
-def _text(make_renderer: RendererFactory, docs: list[ComparisonDoc]) -> str:
+def _text(
+    make_renderer: RendererFactory, docs: list[ComparisonDoc], *, tracked: bool = True
+) -> str:
     variant = make_renderer(docs).variant_for([])
     assert variant is not None
-    return variant.message_for(READER, message_id="<t@verdicts.example.com>").text
+    reader = replace(READER, track_clicks=tracked)
+    return variant.message_for(reader, message_id="<t@verdicts.example.com>").text
 
 
 def test_lines_fit_an_80_column_terminal(
@@ -26,10 +31,15 @@ def test_lines_fit_an_80_column_terminal(
 def test_urls_are_written_out_in_full(
     make_renderer: RendererFactory, w47_docs: list[ComparisonDoc]
 ) -> None:
-    text = _text(make_renderer, w47_docs)
+    text = _text(make_renderer, w47_docs, tracked=False)
     lines = text.splitlines()
     for doc in w47_docs:
         assert doc.url in lines
+    tracked = _text(make_renderer, w47_docs).splitlines()
+    assert not any(doc.url in tracked for doc in w47_docs)
+    assert sum(line.startswith("https://verdicts.example.com/r/0.42.") for line in tracked) >= len(
+        w47_docs
+    )
     tail = text[text.rindex("Read the full comparison") :]
     assert "Unsubscribe:\nhttps://verdicts.example.com/unsubscribe/42." in tail
     assert "Manage preferences:\nhttps://verdicts.example.com/preferences/42." in tail

@@ -230,7 +230,7 @@ def test_votes_off_site_wide_refuses_links(
 
 
 def test_network_prefixes_never_keep_the_address() -> None:
-    from digest.votes.store import network_prefix
+    from digest.network import network_prefix
 
     assert network_prefix("203.0.113.77") == "203.0.113.0/24"
     assert network_prefix("2001:db8:1234:5678::1") == "2001:db8:1234::/48"

@@ -1,0 +1,256 @@
+"""Recording and counting hits on tracked links: the only module that writes the click tables.
+
+An edition stores its link table when it is created (``digest.editions.service``); ``target``
+reads a link's URL for the redirect. ``record`` inserts raw hits (dropping those whose subscriber or
+edition is gone). ``classify_edition`` runs the rules (``digest.clicks.rules``) over one
+edition's hits and stores each verdict and reason; ``counts`` gives the report its figures.
+``fold_old_hits`` turns raw hits older than the retention into daily counts.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, cast
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
+
+from digest.clicks.models import ClickDaily, ClickHit, EditionLink
+from digest.clicks.rules import AUTOMATED, HUMAN, Hit, classify
+from digest.render.links import HONEYPOT
+from subscribers.models import Subscriber
+
+LINK = cast(sa.Table, sa.inspect(EditionLink).local_table)
+HIT = cast(sa.Table, sa.inspect(ClickHit).local_table)
+DAILY = cast(sa.Table, sa.inspect(ClickDaily).local_table)
+SUBSCRIBER = cast(sa.Table, sa.inspect(Subscriber).local_table)
+USER_AGENT_CHARS = 200
+
+
+@dataclass(frozen=True, slots=True)
+class RawHit:
+    """A hit as the redirect saw it, before it is stored."""
+
+    edition_id: int
+    subscriber_id: int
+    link: int
+    at: dt.datetime
+    method: str
+    user_agent: str
+    network: str
+
+
+def target(connection: Connection, edition_id: int, link: int) -> str | None:
+    """The URL of ``link`` in ``edition_id``'s link table, or None."""
+    return connection.execute(
+        sa.select(LINK.c.url).where(LINK.c.edition_id == edition_id, LINK.c.link == link)
+    ).scalar_one_or_none()
+
+
+def links(connection: Connection, edition_id: int) -> list[EditionLink]:
+    rows = connection.execute(
+        sa.select(LINK).where(LINK.c.edition_id == edition_id).order_by(LINK.c.link)
+    ).all()
+    return [EditionLink.model_validate(dict(row._mapping)) for row in rows]
+
+
+def _row(hit: RawHit) -> dict[str, Any]:
+    return {
+        "edition_id": hit.edition_id,
+        "subscriber_id": hit.subscriber_id,
+        "link": hit.link,
+        "at": hit.at,
+        "method": hit.method[:8],
+        "user_agent": hit.user_agent[:USER_AGENT_CHARS],
+        "network": hit.network[:64],
+        "verdict": "",
+        "reason": "",
+    }
+
+
+def record(connection: Connection, hits: Sequence[RawHit]) -> int:
+    """Insert ``hits``; those naming a subscriber or edition that no longer exists are dropped.
+    How many were stored."""
+    if not hits:
+        return 0
+    subscribers = {hit.subscriber_id for hit in hits}
+    editions = {hit.edition_id for hit in hits}
+    known = set(
+        connection.execute(
+            sa.select(SUBSCRIBER.c.id).where(SUBSCRIBER.c.id.in_(subscribers))
+        ).scalars()
+    )
+    linked = set(
+        connection.execute(
+            sa.select(LINK.c.edition_id).where(LINK.c.edition_id.in_(editions)).distinct()
+        ).scalars()
+    )
+    rows = [_row(h) for h in hits if h.subscriber_id in known and h.edition_id in linked]
+    if rows:
+        try:
+            connection.execute(HIT.insert(), rows)
+        except IntegrityError:  # pragma: no cover - an erasure between the check and the insert
+            return 0
+    return len(rows)
+
+
+def classify_edition(
+    connection: Connection,
+    edition_id: int,
+    *,
+    accepted: Mapping[int, dt.datetime],
+    min_seconds: float,
+) -> int:
+    """Classify every hit of ``edition_id`` again (a later hit can change an earlier one's
+    verdict) and store the verdicts that changed; how many changed."""
+    rows = connection.execute(
+        sa.select(
+            HIT.c.id,
+            HIT.c.subscriber_id,
+            HIT.c.link,
+            HIT.c.at,
+            HIT.c.method,
+            HIT.c.user_agent,
+            HIT.c.network,
+            HIT.c.verdict,
+            HIT.c.reason,
+        )
+        .where(HIT.c.edition_id == edition_id)
+        .order_by(HIT.c.at, HIT.c.id)
+    ).all()
+    hits = [Hit(r.subscriber_id, r.link, r.at, r.method, r.user_agent, r.network) for r in rows]
+    reasons = classify(hits, accepted=accepted, min_seconds=min_seconds, honeypot=HONEYPOT)
+    changes = []
+    for row, reason in zip(rows, reasons, strict=True):
+        verdict, why = (HUMAN, "") if reason is None else (AUTOMATED, str(reason))
+        if (row.verdict, row.reason) != (verdict, why):
+            changes.append({"hit_id": row.id, "verdict": verdict, "reason": why})
+    if changes:
+        connection.execute(
+            HIT.update()
+            .where(HIT.c.id == sa.bindparam("hit_id"))
+            .values(verdict=sa.bindparam("verdict"), reason=sa.bindparam("reason")),
+            changes,
+        )
+    return len(changes)
+
+
+@dataclass(frozen=True, slots=True)
+class LinkCount:
+    """The classified hits of one link of an edition (raw and folded together)."""
+
+    link: int
+    human: int
+    clickers: int  # distinct subscribers with a human hit (raw hits only)
+    automated: dict[str, int]  # by reason
+
+
+def counts(connection: Connection, edition_id: int) -> dict[int, LinkCount]:
+    """Per link of ``edition_id``: human hits, unique human clickers, automated by reason."""
+    human: dict[int, int] = {}
+    clickers: dict[int, int] = {}
+    automated: dict[int, dict[str, int]] = {}
+    raw = connection.execute(
+        sa.select(
+            HIT.c.link,
+            HIT.c.verdict,
+            HIT.c.reason,
+            sa.func.count(),
+            sa.func.count(sa.distinct(HIT.c.subscriber_id)),
+        )
+        .where(HIT.c.edition_id == edition_id)
+        .group_by(HIT.c.link, HIT.c.verdict, HIT.c.reason)
+    ).all()
+    folded = connection.execute(
+        sa.select(
+            DAILY.c.link, DAILY.c.verdict, DAILY.c.reason, sa.func.sum(DAILY.c.hits), sa.literal(0)
+        )
+        .where(DAILY.c.edition_id == edition_id)
+        .group_by(DAILY.c.link, DAILY.c.verdict, DAILY.c.reason)
+    ).all()
+    for link, verdict, reason, hits, distinct in [*raw, *folded]:
+        if verdict == HUMAN:
+            human[link] = human.get(link, 0) + int(hits)
+            clickers[link] = clickers.get(link, 0) + int(distinct)
+        elif verdict == AUTOMATED:
+            by_reason = automated.setdefault(link, {})
+            by_reason[reason] = by_reason.get(reason, 0) + int(hits)
+    every = set(human) | set(automated)
+    return {
+        link: LinkCount(link, human.get(link, 0), clickers.get(link, 0), automated.get(link, {}))
+        for link in sorted(every)
+    }
+
+
+def human_clickers(connection: Connection, edition_id: int, links: Iterable[int]) -> int:
+    """Distinct subscribers with a human hit on any of ``links``."""
+    return int(
+        connection.execute(
+            sa.select(sa.func.count(sa.distinct(HIT.c.subscriber_id))).where(
+                HIT.c.edition_id == edition_id,
+                HIT.c.verdict == HUMAN,
+                HIT.c.link.in_(list(links)),
+            )
+        ).scalar_one()
+    )
+
+
+def human_hours(connection: Connection, edition_id: int) -> list[int]:
+    """Human hits by UTC hour of day (24 counts)."""
+    hours = [0] * 24
+    for (at,) in connection.execute(
+        sa.select(HIT.c.at).where(HIT.c.edition_id == edition_id, HIT.c.verdict == HUMAN)
+    ):
+        hours[at.hour] += 1
+    return hours
+
+
+def editions_with_hits_before(connection: Connection, moment: dt.datetime) -> list[int]:
+    return list(
+        connection.execute(
+            sa.select(HIT.c.edition_id).where(HIT.c.at < moment).distinct()
+        ).scalars()
+    )
+
+
+def fold_old_hits(connection: Connection, *, older_than: dt.datetime) -> int:
+    """Count classified raw hits before ``older_than`` into ``click_daily`` and delete them
+    (unclassified ones are counted as they stand); how many raw hits were folded."""
+    rows = connection.execute(
+        sa.select(HIT.c.edition_id, HIT.c.link, HIT.c.at, HIT.c.verdict, HIT.c.reason).where(
+            HIT.c.at < older_than
+        )
+    ).all()
+    if not rows:
+        return 0
+    totals: dict[tuple[int, int, dt.date, str, str], int] = {}
+    for row in rows:
+        key = (row.edition_id, row.link, row.at.date(), row.verdict, row.reason)
+        totals[key] = totals.get(key, 0) + 1
+    for (edition_id, link, day, verdict, reason), hits in totals.items():
+        key_filter = sa.and_(
+            DAILY.c.edition_id == edition_id,
+            DAILY.c.link == link,
+            DAILY.c.day == day,
+            DAILY.c.verdict == verdict,
+            DAILY.c.reason == reason,
+        )
+        updated = connection.execute(
+            DAILY.update().where(key_filter).values(hits=DAILY.c.hits + hits)
+        ).rowcount
+        if not updated:
+            connection.execute(
+                DAILY.insert().values(
+                    edition_id=edition_id,
+                    link=link,
+                    day=day,
+                    verdict=verdict,
+                    reason=reason,
+                    hits=hits,
+                )
+            )
+    connection.execute(HIT.delete().where(HIT.c.at < older_than))
+    return len(rows)

@@ -1,0 +1,139 @@
+"""Tracked links: the edition's link table, and the link slots of a compiled email.
+
+An edition's *link table* numbers every content link its emails can carry: link 0 is the
+honeypot (a link no person can see or reach, ``HONEYPOT``), then for each comparison, in the
+edition's order, the comparison's own link ("Read the full comparison", the folded entry) and
+each tool's link. ``link_table`` is the one rule that numbers them; the edition stores its
+table when it is created (``digest.editions.links``), and a tracked link's token carries only
+the number, so the redirect's target never comes from the URL.
+
+``LinkSlots`` fills the link slots of one compiled email per recipient: with
+``{base_url}/r/{token}`` when the recipient's clicks are tracked, with the plain URLs
+otherwise (and in the archive copy). Unsubscribe, preferences and vote links are not in the
+table and are never tracked.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping, MutableSequence, Sequence
+from dataclasses import dataclass
+
+from digest.content.document import ComparisonDoc
+from digest.render.view import safe_url
+from subscribers.tokens import TokenSigner
+
+HONEYPOT = 0
+TOKEN_RESERVE = 48  # characters a click token may take, for the size budget
+
+
+class LinkKind(enum.StrEnum):
+    HONEYPOT = "honeypot"
+    COMPARISON = "comparison"
+    TOOL = "tool"
+
+
+@dataclass(frozen=True, slots=True)
+class LinkTarget:
+    """One entry of an edition's link table."""
+
+    link: int
+    kind: LinkKind
+    url: str
+    comparison: int | None = None  # the comparison's position in the edition
+    tool: str | None = None  # the tool's slug (tool links)
+
+
+def link_table(comparisons: Sequence[ComparisonDoc], base_url: str) -> tuple[LinkTarget, ...]:
+    """The link table of an edition carrying ``comparisons`` in this order. A comparison whose
+    URL is not http(s) links to ``base_url`` (as its card does); a tool without one has no
+    link."""
+    table = [LinkTarget(HONEYPOT, LinkKind.HONEYPOT, f"{base_url}/")]
+    for position, doc in enumerate(comparisons):
+        url = safe_url(doc.url) or base_url
+        table.append(LinkTarget(len(table), LinkKind.COMPARISON, url, position))
+        for tool in doc.tools:
+            tool_url = safe_url(tool.url)
+            if tool_url:
+                table.append(LinkTarget(len(table), LinkKind.TOOL, tool_url, position, tool.slug))
+    return tuple(table)
+
+
+def link_ids(
+    table: Sequence[LinkTarget], positions: Mapping[str, int]
+) -> dict[tuple[str, str], int]:
+    """``(comparison slug, tool slug or "")`` -> link, for a renderer's cards; ``positions``
+    maps each comparison's slug to its position in the edition."""
+    slugs = {position: slug for slug, position in positions.items()}
+    ids: dict[tuple[str, str], int] = {}
+    for target in table:
+        if target.comparison is not None:
+            ids[slugs[target.comparison], target.tool or ""] = target.link
+    return ids
+
+
+@dataclass(frozen=True, slots=True)
+class LinkSlots:
+    """The link slots of one compiled email: ``base`` is link slot 0's value index."""
+
+    edition_id: int
+    base: int
+    numbers: tuple[int, ...]  # link slots present in the email (links of the table)
+    plain: tuple[str, ...]  # the untracked URL of each present slot
+    plain_html: tuple[str, ...]
+    prefix: str  # "https://…/r/"
+    prefix_html: str
+
+    @property
+    def slot_count(self) -> int:
+        return self.base + 1 + max(self.numbers, default=-1)
+
+    def fill_plain(
+        self, html_values: MutableSequence[str], text_values: MutableSequence[str]
+    ) -> None:
+        """Write the untracked URLs (an opted-out recipient, the archive copy)."""
+        base = self.base
+        for number, url, url_html in zip(self.numbers, self.plain, self.plain_html, strict=True):
+            html_values[base + number] = url_html
+            text_values[base + number] = url
+
+    def fill(
+        self,
+        signer: TokenSigner,
+        subscriber_id: int,
+        html_values: MutableSequence[str],
+        text_values: MutableSequence[str],
+    ) -> None:
+        """Write ``subscriber_id``'s tracked URLs (the per-recipient path)."""
+        tokens = signer.click_tokens(self.edition_id, subscriber_id, self.numbers)
+        base, prefix, prefix_html = self.base, self.prefix, self.prefix_html
+        for number, token in zip(self.numbers, tokens, strict=True):
+            # Tokens are URL-safe ASCII: they need no escaping in HTML or text.
+            html_values[base + number] = prefix_html + token
+            text_values[base + number] = prefix + token
+
+
+def build_link_slots(
+    table: Sequence[LinkTarget],
+    *,
+    numbers: Sequence[int],
+    base: int,
+    edition_id: int,
+    base_url: str,
+) -> LinkSlots:
+    """The link slots ``numbers`` (those a compiled email holds) of ``table``."""
+    # Imported here: editions number their links with this module and must not load the
+    # template engine (``digest status`` stays light).
+    from digest.render.compose import escape_html
+
+    plain = tuple(table[number].url for number in numbers)
+    prefix = f"{base_url}/r/"
+    return LinkSlots(
+        edition_id=edition_id,
+        base=base,
+        numbers=tuple(numbers),
+        plain=plain,
+        plain_html=tuple(escape_html(url) for url in plain),
+        prefix=prefix,
+        prefix_html=escape_html(prefix),
+    )
