@@ -197,8 +197,10 @@ def _rate(label: str, work: Callable[[], None], note: str) -> None:
 
 
 def bench_throughput(docs: list[ComparisonDoc]) -> None:
-    variant = renderer(docs).variant_for([])
-    assert variant is not None
+    edition = renderer(docs)
+    variant = edition.variant_for([])
+    without_votes = edition.variant_for([], votes=False)
+    assert variant is not None and without_votes is not None
     people = recipients(RECIPIENTS)
     sample = variant.message_for(people[0], message_id="<1@bench>")
     print(
@@ -214,11 +216,15 @@ def bench_throughput(docs: list[ComparisonDoc]) -> None:
         for person in people:
             personalize(variant, person)
 
-    votes_off = [replace(person, vote_links=False) for person in people]
-
     def copies_without_votes() -> None:
-        for person in votes_off:
-            personalize(variant, person)
+        for person in people:
+            personalize(without_votes, person)
+
+    untracked = [replace(person, track_clicks=False) for person in people]
+
+    def plain_copies() -> None:
+        for person in untracked:
+            personalize(without_votes, person)
 
     html, text = sample.html, sample.text
     context = variant.context
@@ -236,13 +242,15 @@ def bench_throughput(docs: list[ComparisonDoc]) -> None:
                 headers=sample.headers,
             )
 
-    rows = len(variant.votes.rows) if variant.votes else 0
+    votes = len(variant.votes.numbers) if variant.votes else 0
+    links = len(variant.links.numbers) if variant.links else 0
     _rate(
         "personalized HTML + text:",
         copies,
-        f"two signed links, greeting, {rows} vote rows of two signed links, both parts",
+        f"two signed links, greeting, {votes} vote links, {links} tracked links, both parts",
     )
-    _rate("  ... vote links turned off:", copies_without_votes, "two signed links, greeting")
+    _rate("  ... vote links turned off:", copies_without_votes, f"and {links} tracked links")
+    _rate("  ... and click tracking off:", plain_copies, "two signed links, greeting")
     _rate("complete messages:", messages, "the above plus OutgoingMessage and headers")
     _rate("OutgoingMessage alone:", envelopes, "its header validation, for comparison")
 

@@ -152,11 +152,12 @@ class TokenSigner:
 
     # -- click tokens --------------------------------------------------------------------------
 
-    def _click_slots(self, edition_id: int, subscriber_id: int, count: int) -> bytes:
-        """The first ``count`` signature slots of the (edition, subscriber) stream."""
+    def click_signatures(self, edition_id: int, subscriber_id: int, count: int) -> str:
+        """The base64url signatures of links 0 to ``count - 1`` for one subscriber, 12
+        characters each (one hash call and one encoding for a whole message)."""
         state = self._click_stream.copy()
         state.update(f"{edition_id}.{subscriber_id}".encode("ascii"))
-        return state.digest(count * _CLICK_SIGNATURE_BYTES)
+        return urlsafe_b64encode(state.digest(count * _CLICK_SIGNATURE_BYTES)).decode("ascii")
 
     def click_tokens(self, edition_id: int, subscriber_id: int, links: Sequence[int]) -> list[str]:
         """The token of each of ``links`` for one subscriber: the renderer's per-recipient path
@@ -167,13 +168,12 @@ class TokenSigner:
             return []
         if min(links) < 0 or max(links) >= MAX_LINKS:
             raise ValueError(f"links are numbered 0 to {MAX_LINKS - 1}")
-        slots = self._click_slots(edition_id, subscriber_id, max(links) + 1)
-        size, head = _CLICK_SIGNATURE_BYTES, f"{edition_id}.{subscriber_id}."
-        return [
-            f"{head}{link}."
-            + urlsafe_b64encode(slots[link * size : (link + 1) * size]).decode("ascii")
-            for link in links
-        ]
+        signatures = self.click_signatures(edition_id, subscriber_id, max(links) + 1)
+        tokens = []
+        for link in links:
+            head, tail = click_token_parts(edition_id, link)
+            tokens.append(f"{head}{subscriber_id}{tail}{signatures[link * 12 : link * 12 + 12]}")
+        return tokens
 
     def make_click(self, ref: ClickRef) -> str:
         if min(ref.edition_id, ref.subscriber_id, ref.link) < 0:
@@ -301,6 +301,11 @@ class TokenSigner:
         if not hmac.compare_digest(expected, signature):
             return None
         return int(id_part)
+
+
+def click_token_parts(edition_id: int, link: int) -> tuple[str, str]:
+    """A click token is ``head + subscriber + tail + signature``: its ``(head, tail)``."""
+    return f"{edition_id}.", f".{link}."
 
 
 def vote_token_head(subscriber_id: int, edition_id: int) -> str:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from digest.content.document import ComparisonDoc
 from digest.render.view import safe_url
-from subscribers.tokens import TokenSigner
+from subscribers.tokens import TokenSigner, click_token_parts
 
 HONEYPOT = 0
 TOKEN_RESERVE = 48  # characters a click token may take, for the size budget
@@ -83,6 +83,9 @@ class LinkSlots:
     plain_html: tuple[str, ...]
     prefix: str  # "https://…/r/"
     prefix_html: str
+    # Per link: its number and the URL's text around the subscriber and the signature
+    # (HTML-escaped prefix, plain prefix, and what follows the subscriber), joined once.
+    parts: tuple[tuple[int, str, str, str], ...] = ()
 
     @property
     def slot_count(self) -> int:
@@ -105,12 +108,13 @@ class LinkSlots:
         text_values: MutableSequence[str],
     ) -> None:
         """Write ``subscriber_id``'s tracked URLs (the per-recipient path)."""
-        tokens = signer.click_tokens(self.edition_id, subscriber_id, self.numbers)
-        base, prefix, prefix_html = self.base, self.prefix, self.prefix_html
-        for number, token in zip(self.numbers, tokens, strict=True):
-            # Tokens are URL-safe ASCII: they need no escaping in HTML or text.
-            html_values[base + number] = prefix_html + token
-            text_values[base + number] = prefix + token
+        signatures = signer.click_signatures(self.edition_id, subscriber_id, max(self.numbers) + 1)
+        subscriber, base = str(subscriber_id), self.base
+        # Tokens are URL-safe ASCII: they need no escaping in HTML or text.
+        for number, head_html, head, tail in self.parts:
+            signature = signatures[number * 12 : number * 12 + 12]
+            html_values[base + number] = f"{head_html}{subscriber}{tail}{signature}"
+            text_values[base + number] = f"{head}{subscriber}{tail}{signature}"
 
 
 def build_link_slots(
@@ -128,6 +132,11 @@ def build_link_slots(
 
     plain = tuple(table[number].url for number in numbers)
     prefix = f"{base_url}/r/"
+    prefix_html = escape_html(prefix)
+    parts = []
+    for number in numbers:
+        head, tail = click_token_parts(edition_id, number)
+        parts.append((number, prefix_html + head, prefix + head, tail))
     return LinkSlots(
         edition_id=edition_id,
         base=base,
@@ -135,5 +144,6 @@ def build_link_slots(
         plain=plain,
         plain_html=tuple(escape_html(url) for url in plain),
         prefix=prefix,
-        prefix_html=escape_html(prefix),
+        prefix_html=prefix_html,
+        parts=tuple(parts),
     )

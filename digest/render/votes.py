@@ -62,10 +62,19 @@ class VoteSlots:
         signatures = signer.vote_signatures(subscriber_id, self.edition_id, self.stream_slots)
         voter = vote_token_head(subscriber_id, self.edition_id)
         html_values[Slot.VOTER] = text_values[Slot.VOTER] = voter
-        for number, at in zip(self.numbers, self.offsets, strict=True):
-            html_values[VOTE_BASE + number] = text_values[VOTE_BASE + number] = signatures[
-                at : at + SIGNATURE_CHARS
-            ]
+        values = [signatures[at : at + SIGNATURE_CHARS] for at in self.offsets]
+        if self.contiguous:  # every card's links: one slice assignment
+            start = VOTE_BASE + self.numbers[0]
+            html_values[start : start + len(values)] = values
+            text_values[start : start + len(values)] = values
+            return
+        for number, value in zip(self.numbers, values, strict=True):
+            html_values[VOTE_BASE + number] = text_values[VOTE_BASE + number] = value
+
+    @property
+    def contiguous(self) -> bool:
+        numbers = self.numbers
+        return bool(numbers) and numbers[-1] - numbers[0] == len(numbers) - 1
 
 
 def vote_slots(
