@@ -31,36 +31,17 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from digest.db import utcnow
-from digest.editions.votes import FrozenCards, ballot_for
+from digest.editions.votes import ballot_for
 from digest.network import network_prefix
 from digest.votes import store
-from digest.web.ratelimit import SlidingWindowLimiter, client_key
+from digest.web.ratelimit import client_key
 from digest.web.routes_subscription import invalid_link
 from digest.web.services import WebServices, error_page, render, services
 from subscribers.tokens import VoteRef
 
 SLUG = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
-WINDOW_SECONDS = 60.0
 API_MAX_AGE_SECONDS = 60
 NO_STORE = {"Cache-Control": "no-store"}
-
-
-def _limiter(request: Request, name: str, per_minute: int) -> SlidingWindowLimiter:
-    state = request.app.state
-    limiter = getattr(state, name, None)
-    if limiter is None:
-        limiter = SlidingWindowLimiter(per_minute, WINDOW_SECONDS)
-        setattr(state, name, limiter)
-    assert isinstance(limiter, SlidingWindowLimiter)
-    return limiter
-
-
-def _cards(request: Request) -> FrozenCards:
-    cards = getattr(request.app.state, "frozen_cards", None)
-    if cards is None:
-        cards = request.app.state.frozen_cards = FrozenCards()
-    assert isinstance(cards, FrozenCards)
-    return cards
 
 
 def _choice_label(choice: str) -> str:
@@ -78,7 +59,7 @@ class VoteEndpoint(HTTPEndpoint):
             ballot = ballot_for(
                 connection,
                 ref,
-                _cards(request),
+                svc.frozen_cards,
                 max_age_days=svc.settings.vote_link_max_age_days,
             )
             earlier = store.current_choice(connection, ballot) if ballot else None
@@ -98,8 +79,7 @@ class VoteEndpoint(HTTPEndpoint):
         svc = services(request)
         if not svc.settings.votes:
             return invalid_link(request)
-        limiter = _limiter(request, "vote_limiter", svc.settings.vote_rate_per_minute)
-        wait = limiter.hit(client_key(request))
+        wait = svc.vote_limiter.hit(client_key(request))
         if wait is not None:
             return error_page(
                 request,
@@ -118,7 +98,7 @@ class VoteEndpoint(HTTPEndpoint):
             return await run_in_threadpool(self.get, request)
         network = network_prefix(request.client.host if request.client else None)
         user_agent = request.headers.get("user-agent", "")
-        result = await run_in_threadpool(_record, svc, ref, network, user_agent, _cards(request))
+        result = await run_in_threadpool(_record, svc, ref, network, user_agent)
         if result is None:
             return invalid_link(request)
         ballot, figures = result
@@ -134,11 +114,11 @@ class VoteEndpoint(HTTPEndpoint):
 
 
 def _record(
-    svc: WebServices, ref: VoteRef, network: str, user_agent: str, cards: FrozenCards
+    svc: WebServices, ref: VoteRef, network: str, user_agent: str
 ) -> tuple[store.Ballot, list[store.ToolCommunity]] | None:
     with svc.engine.connect() as connection:
         ballot = ballot_for(
-            connection, ref, cards, max_age_days=svc.settings.vote_link_max_age_days
+            connection, ref, svc.frozen_cards, max_age_days=svc.settings.vote_link_max_age_days
         )
     if ballot is None:
         return None
@@ -155,8 +135,7 @@ def _record(
 def votes_api(request: Request) -> Response:
     """The public community figure of every tool of one comparison, as JSON."""
     svc = services(request)
-    limiter = _limiter(request, "votes_api_limiter", svc.settings.votes_api_rate_per_minute)
-    wait = limiter.hit(client_key(request))
+    wait = svc.votes_api_limiter.hit(client_key(request))
     if wait is not None:
         return _json({"error": "too many requests"}, 429, {"Retry-After": str(math.ceil(wait))})
     slug = request.path_params["slug"]

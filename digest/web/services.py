@@ -30,6 +30,7 @@ from starlette.templating import Jinja2Templates
 from digest.backends.base import EmailBackend
 from digest.config import Settings
 from digest.db import immediate_session, immediate_transaction, is_sqlite
+from digest.editions.votes import FrozenCards
 from digest.web.csrf import CsrfGuard
 from digest.web.ratelimit import SlidingWindowLimiter
 from subscribers.tokens import TokenSigner
@@ -94,11 +95,24 @@ class WebServices:
     templates: Jinja2Templates
     signup_limiter: SlidingWindowLimiter
     unsubscribed_page: SplicedPage = field(init=False)
+    # Reader votes: presses per client network, reads of the public aggregate per client, and
+    # the editions' cards (frozen, so read once per process).
+    vote_limiter: SlidingWindowLimiter = field(init=False)
+    votes_api_limiter: SlidingWindowLimiter = field(init=False)
+    frozen_cards: FrozenCards = field(init=False)
     _write_lock: AbstractContextManager[object] = field(init=False)
 
     def __post_init__(self) -> None:
         lock = threading.Lock() if is_sqlite(self.engine) else nullcontext()
         object.__setattr__(self, "_write_lock", lock)
+        settings = self.settings
+        object.__setattr__(
+            self, "vote_limiter", SlidingWindowLimiter(settings.vote_rate_per_minute)
+        )
+        object.__setattr__(
+            self, "votes_api_limiter", SlidingWindowLimiter(settings.votes_api_rate_per_minute)
+        )
+        object.__setattr__(self, "frozen_cards", FrozenCards())
         # The answer to every unsubscribe POST: only the address differs.
         page = SplicedPage(self.templates, "unsubscribed.html", "email")
         object.__setattr__(self, "unsubscribed_page", page)
