@@ -203,12 +203,7 @@ def personalize(variant: CompiledVariant, recipient: Recipient) -> Personalized:
     )
     votes, links = variant.votes, variant.links
     if votes is not None or links is not None:
-        count = max(
-            len(html_values),
-            votes.slot_count if votes is not None else 0,
-            links.slot_count if links is not None else 0,
-        )
-        padding = [""] * (count - len(html_values))
+        padding = [""] * (variant.slot_count - len(html_values))
         html_list, text_list = [*html_values, *padding], [*text_values, *padding]
         if votes is not None:
             votes.fill(context.signer, subscriber_id, html_list, text_list)

@@ -73,6 +73,15 @@ class CompiledVariant:
     votes: VoteSlots | None = None  # the "Would you ship it?" links (None: without them)
     links: LinkSlots | None = None  # the tracked links (None: click tracking is off)
 
+    @property
+    def slot_count(self) -> int:
+        """How many values a message of this variant fills (fixed, vote and link slots)."""
+        return max(
+            VOTE_BASE,
+            self.votes.slot_count if self.votes is not None else 0,
+            self.links.slot_count if self.links is not None else 0,
+        )
+
     def size_report(self) -> str:
         """``"HTML 41.2 KB of a 90 KB budget; all 6 comparisons as full cards"``."""
         return self.fit.report() if self.fit else f"HTML {self.html.size / KIB:.1f} KB"

@@ -113,8 +113,10 @@ class LinkSlots:
         # Tokens are URL-safe ASCII: they need no escaping in HTML or text.
         for number, head_html, head, tail in self.parts:
             signature = signatures[number * 12 : number * 12 + 12]
-            html_values[base + number] = f"{head_html}{subscriber}{tail}{signature}"
-            text_values[base + number] = f"{head}{subscriber}{tail}{signature}"
+            text_values[base + number] = url = f"{head}{subscriber}{tail}{signature}"
+            html_values[base + number] = (
+                url if head_html is head else f"{head_html}{subscriber}{tail}{signature}"
+            )
 
 
 def build_link_slots(
@@ -136,7 +138,10 @@ def build_link_slots(
     parts = []
     for number in numbers:
         head, tail = click_token_parts(edition_id, number)
-        parts.append((number, prefix_html + head, prefix + head, tail))
+        plain_head = prefix + head
+        # The same string object when escaping changes nothing: one URL serves both parts.
+        html_head = plain_head if prefix_html == prefix else prefix_html + head
+        parts.append((number, html_head, plain_head, tail))
     return LinkSlots(
         edition_id=edition_id,
         base=base,
