@@ -488,15 +488,19 @@ def click_requests(
     return make
 
 
+def answers(
+    outcomes: list[tuple[dict[str, int], dict[str, int]]], expected: str
+) -> tuple[int, dict[str, int]]:
+    """How many answers of every round (warm-up included) were ``expected``, and the others."""
+    every: Counter[str] = Counter()
+    for statuses, warmup in outcomes:
+        every += Counter(statuses) + Counter(warmup)
+    return every[expected], {code: n for code, n in every.items() if code != expected}
+
+
 def check_clicks(engine: sa.Engine, outcomes: list[tuple[dict[str, int], dict[str, int]]]) -> None:
     """Every answer is a 302, and every one of them left one stored hit."""
-    redirected = sum(s.get("302", 0) + w.get("302", 0) for s, w in outcomes)
-    other = {
-        code: n
-        for s, w in outcomes
-        for code, n in (Counter(s) + Counter(w)).items()
-        if code != "302"
-    }
+    redirected, other = answers(outcomes, "302")
     with engine.connect() as connection:
         hits = connection.scalar(sa.select(sa.func.count()).select_from(ClickHit)) or 0
     print(f"  database    {hits:,} hits stored for {redirected:,} redirects")
@@ -513,13 +517,7 @@ def sent_so_far(engine: sa.Engine) -> int:
 
 def check_votes(engine: sa.Engine, outcomes: list[tuple[dict[str, int], dict[str, int]]]) -> None:
     """Every 200 is one press; votes are at most one per (subscriber, comparison, tool)."""
-    answered = sum(s.get("200", 0) + w.get("200", 0) for s, w in outcomes)
-    other = {
-        code: n
-        for s, w in outcomes
-        for code, n in (Counter(s) + Counter(w)).items()
-        if code != "200"
-    }
+    answered, other = answers(outcomes, "200")
     with engine.connect() as connection:
         presses = connection.scalar(sa.select(sa.func.count()).select_from(VoteEvent)) or 0
         votes = connection.scalar(sa.select(sa.func.count()).select_from(Vote)) or 0
