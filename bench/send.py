@@ -8,9 +8,10 @@ discards each request body and answers one accepted entry per message, counting 
 - **digest**: the real thing on a fresh SQLite database — ``prepare_edition`` (the edition and
   its ledger) then ``DeliveryEngine.run`` with the Postmark backend: claims, per-recipient
   rendering, batches of 500, one transaction per batch to record every result;
-- **(a) minimal sender**: the unavoidable work only — personalize the same compiled variant
-  for each recipient, build the same Postmark JSON, encode each 500-message batch with orjson,
-  post it with one httpx client; no database;
+- **(a) minimal sender**: the unavoidable work only — compile the edition's variant (the
+  clock runs, as the digest's send phase compiles its variant too), personalize it for each
+  recipient, build the same Postmark JSON, encode each 500-message batch with orjson, post it
+  with one httpx client; no database;
 - **(b) transport**: post one already-encoded 500-message batch over and over (the limit of
   the fake server and the HTTP client).
 
@@ -24,12 +25,14 @@ recipients with the SendGrid and with the Mailgun backend, each answered in-proc
 ``httpx.MockTransport`` that counts calls and recipients (the templates go once per call,
 each recipient's values beside it; see ``digest.backends.merge``).
 
-All three hand httpx the body in 1 MiB pieces, as the backend does: given one ``bytes``
-object, httpcore copies the unsent rest after every partial ``send``, which is quadratic in
-the body size (a 500-message batch of this edition is about 56 MB).
+(a) and (b) hand httpx the body in 1 MiB pieces: given one ``bytes`` object, httpcore copies
+the unsent rest after every partial ``send``, which is quadratic in the body size (a
+500-message batch of this edition is about 29 MB). The backend goes further and sends a batch
+message by message (``digest.backends.http.json_array``): no call-sized buffer at all.
 
-``BENCH_CONCURRENCY`` sets ``send_concurrency`` of the digest run (default 4, the settings'
-default). It prints messages/s for each, the ratio digest/(a) (send phase; the target is at
+``BENCH_CONCURRENCY`` sets ``send_concurrency`` of the digest run (default 2, the settings'
+default). (a) and the digest run take ``BENCH_REPEAT`` turns (default 3); the best of each
+counts. It prints messages/s for each, the ratio digest/(a) (send phase; the target is at
 least 0.9), and the peak RSS of the digest process for 10,000 and for the full run (the
 target is under 300 MB and not growing with the list).
 """
@@ -63,6 +66,7 @@ BATCH = 500
 SMALL = 10_000
 MERGE = ("sendgrid", "mailgun")
 CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "2"))  # the settings' default
+REPEAT = int(os.environ.get("BENCH_REPEAT", "3"))  # turns of minimal and digest; best of each
 
 
 # -- the fake provider -----------------------------------------------------------------------
@@ -356,8 +360,12 @@ def run_minimal(recipients: int, port: int, *, pre_encoded: bool) -> dict[str, A
     from digest.render.edition import EditionRenderer
 
     settings = _settings("/nonexistent/unused.db", port)
+    documents = _documents(settings)
+    # The clock starts before the variant is compiled: the digest's send phase compiles its
+    # variant too (once, from the edition's snapshots), and that is work neither can avoid.
+    started = time.perf_counter()
     renderer = EditionRenderer(
-        settings, _documents(settings), week=_week(), archive_url="https://example.com/a"
+        settings, documents, week=_week(), archive_url="https://example.com/a"
     )
     variant = renderer.variant_for(())
     assert variant is not None
@@ -380,7 +388,8 @@ def run_minimal(recipients: int, port: int, *, pre_encoded: bool) -> dict[str, A
 
     encoded = batch(0) if pre_encoded else b""
     with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
-        started = time.perf_counter()
+        if pre_encoded:
+            started = time.perf_counter()  # the transport alone: no compile, no encoding
         accepted = 0
         for start in range(0, recipients, BATCH):
             body = encoded if pre_encoded else batch(start)
@@ -413,9 +422,17 @@ def main() -> None:
     server, port = start_server()
     try:
         transport = measure("transport", recipients, port)
-        minimal = measure("minimal", recipients, port)
         small = measure("digest", small_count, port)
-        full = measure("digest", recipients, port)
+        # The two measured in turns, REPEAT times, the best of each kept: on a shared machine
+        # a burst of other work slows whichever run it meets, and the turns give both a
+        # chance at a quiet moment.
+        pairs = [
+            (measure("minimal", recipients, port), measure("digest", recipients, port))
+            for _ in range(REPEAT)
+        ]
+        minimal = max((pair[0] for pair in pairs), key=lambda figures: figures["rate"])
+        full = max((pair[1] for pair in pairs), key=lambda figures: figures["rate"])
+        full["rss_mb"] = max(pair[1]["rss_mb"] for pair in pairs)
         merge = {name: measure(f"digest-{name}", small_count, port) for name in MERGE}
         paced = measure("paced", PACED_RECIPIENTS, port)
     finally:
@@ -432,6 +449,12 @@ def main() -> None:
         f"ratio {full['rate'] / minimal['rate']:.2f} (target >= 0.90)  (ledger "
         f"{full['ledger_seconds']:.1f} s before it; "
         f"{full['rate_end_to_end']:,.0f} msg/s end to end)"
+    )
+    print(
+        "  turns (minimal, digest, ratio): "
+        + "; ".join(
+            f"{a['rate']:,.0f}, {b['rate']:,.0f}, {b['rate'] / a['rate']:.2f}" for a, b in pairs
+        )
     )
     print(
         f"  peak RSS digest: {small['rss_mb']:.0f} MB at {small_count:,}, "

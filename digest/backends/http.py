@@ -65,19 +65,45 @@ _TAG_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 
 @dataclass(slots=True)
 class ApiCall:
-    """One HTTP request carrying some messages of a batch (``indexes`` into the batch)."""
+    """One HTTP request carrying some messages of a batch (``indexes`` into the batch).
+
+    The body is one of: ``form`` (URL-encoded), ``elements`` (a JSON array whose elements
+    ``plan`` encoded already, to split calls by their exact size), or ``json`` (any value).
+    """
 
     indexes: list[int]
     path: str
     json: Any = None
     form: list[tuple[str, str]] | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    elements: list[bytes] | None = None
 
-    def encode(self) -> tuple[bytes, str]:
-        """The request body and its content type."""
+    def encode(self) -> tuple[list[bytes], str]:
+        """The request body, in pieces, and its content type.
+
+        A JSON array goes out element by element, never joined into one buffer: a batch of
+        digests is tens of MB, and a buffer that size is a fresh allocation (page faults)
+        for every call, besides the copy.
+        """
         if self.form is not None:
-            return urlencode(self.form).encode("ascii"), "application/x-www-form-urlencoded"
-        return orjson.dumps(self.json), "application/json"
+            return [urlencode(self.form).encode("ascii")], "application/x-www-form-urlencoded"
+        if self.elements is not None:
+            return json_array(self.elements), "application/json"
+        if isinstance(self.json, list):
+            return json_array([orjson.dumps(item) for item in self.json]), "application/json"
+        return [orjson.dumps(self.json)], "application/json"
+
+
+def json_array(elements: Sequence[bytes]) -> list[bytes]:
+    """The pieces of the JSON array of these encoded elements (``b"".join`` gives it whole)."""
+    pieces = [b"["]
+    for element in elements:
+        pieces.append(element)
+        pieces.append(b",")
+    if elements:
+        pieces.pop()
+    pieces.append(b"]")
+    return pieces
 
 
 class HttpBackend(EmailBackend):
@@ -136,8 +162,9 @@ class HttpBackend(EmailBackend):
         """From a non-2xx answer, the messages that alone caused it (none by default)."""
         return {}
 
-    def sign(self, url: str, headers: dict[str, str], body: bytes) -> None:
-        """Add request-specific authentication to ``headers`` (for signed APIs)."""
+    def sign(self, url: str, headers: dict[str, str], body: Sequence[bytes]) -> None:
+        """Add request-specific authentication to ``headers`` (for signed APIs); ``body`` is
+        the request body in pieces."""
 
     def error_for(self, response: httpx.Response) -> BackendError:
         """The error a non-2xx answer stands for; providers refine it for their own codes."""
@@ -206,15 +233,15 @@ class HttpBackend(EmailBackend):
 
     def post(self, call: ApiCall) -> httpx.Response:
         """Send one call; transport failures come back as backend errors."""
-        body, content_type = call.encode()
+        pieces, content_type = call.encode()
         url = self.base_url + call.path
         headers = {"Accept": "application/json", "Content-Type": content_type}
         headers.update(self.auth_headers())
         headers.update(call.headers)
-        self.sign(url, headers, body)
-        headers["Content-Length"] = str(len(body))
+        self.sign(url, headers, pieces)
+        headers["Content-Length"] = str(sum(map(len, pieces)))
         try:
-            return self.client.post(url, content=_pieces(body), headers=headers)
+            return self.client.post(url, content=_writable(pieces), headers=headers)
         except _NOT_SENT as exc:
             raise RetryableError(
                 f"could not reach {self.provider} ({type(exc).__name__}: {exc}); nothing was sent"
@@ -322,8 +349,13 @@ def html_variant(value: str) -> str:
     return html.escape(value, quote=True)
 
 
-def _pieces(body: bytes) -> Iterator[bytes]:
-    # Views, not slices: no piece is copied (the socket layer takes any bytes-like object).
-    view = memoryview(body)
-    for start in range(0, len(body), BODY_PIECE):
-        yield cast(bytes, view[start : start + BODY_PIECE])
+def _writable(pieces: Sequence[bytes]) -> Iterator[bytes]:
+    """The pieces, the large ones as views of at most ``BODY_PIECE`` (views, not slices: no
+    piece is copied; the socket layer takes any bytes-like object)."""
+    for piece in pieces:
+        if len(piece) <= BODY_PIECE:
+            yield piece
+            continue
+        view = memoryview(piece)
+        for start in range(0, len(piece), BODY_PIECE):
+            yield cast(bytes, view[start : start + BODY_PIECE])

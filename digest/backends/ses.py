@@ -131,13 +131,13 @@ class SesBackend(HttpBackend):
             )
         return rate if rate is None or rate > 0 else None
 
-    def sign(self, url: str, headers: dict[str, str], body: bytes) -> None:
+    def sign(self, url: str, headers: dict[str, str], body: Sequence[bytes]) -> None:
         headers.update(
             sigv4.sign(
                 "POST",
                 url,
                 {"Content-Type": headers["Content-Type"]},
-                body,
+                b"".join(body),  # one message per call: a small body
                 access_key_id=self.access_key_id,
                 secret_access_key=self._secret,
                 region=self.region,

@@ -93,8 +93,11 @@ def test_large_messages_are_split_under_the_50_mb_call_limit() -> None:
     big = "<p>" + "x" * 200_000 + "é</p>"  # ~200 KB each: 500 of them would be ~100 MB
     messages = [dataclasses.replace(m, html=big) for m in build_batch(500)]
     results = _backend(api).send_batch(messages)
-    assert len(api.requests) >= 3
-    assert all(len(request.content) < 50 * 1024 * 1024 for request in api.requests)
+    # Split on the exact encoded size: two calls, the first as full as the limit allows.
+    assert len(api.requests) == 2
+    first, second = (request.content for request in api.requests)
+    assert len(first) <= 50 * 1024 * 1024 and len(second) <= 50 * 1024 * 1024
+    assert len(first) + len(orjson.dumps(orjson.loads(second)[0])) + 1 > 50 * 1024 * 1024
     assert sum(len(orjson.loads(request.content)) for request in api.requests) == 500
     assert [r.message_id for r in results] == [m.message_id for m in messages]
     assert all(r.status == ResultStatus.ACCEPTED for r in results)
