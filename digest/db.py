@@ -14,15 +14,20 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
-from sqlmodel import Session
 
-from digest.config import Settings
 from digest.errors import ConfigError, DigestError
+
+if TYPE_CHECKING:
+    import ast
+
+    from sqlmodel import Session
+
+    from digest.config import Settings
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
@@ -41,6 +46,14 @@ class DatabaseUnavailable(DigestError):
 def utcnow() -> dt.datetime:
     """The current time, timezone-aware in UTC (the only kind of time the database stores)."""
     return dt.datetime.now(dt.UTC)
+
+
+def aware(moment: dt.datetime | str) -> dt.datetime:
+    """A timestamp read back from an aggregate as UTC: aggregates lose the column type, and
+    SQLite then hands back a naive (or string) value."""
+    if isinstance(moment, str):
+        moment = dt.datetime.fromisoformat(moment)
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
 
 
 class UTCDateTime(sa.types.TypeDecorator[dt.datetime]):
@@ -123,6 +136,8 @@ def engine_from_settings(settings: Settings) -> Engine:
 @contextmanager
 def session_scope(engine: Engine) -> Iterator[Session]:
     """A session committed on success and rolled back on any exception."""
+    from sqlmodel import Session  # the ORM: not loaded by commands that read with Core alone
+
     with Session(engine, expire_on_commit=False) as session:
         try:
             yield session
@@ -166,6 +181,8 @@ def immediate_session(engine: Engine) -> Iterator[Session]:
     On PostgreSQL this is an ordinary transaction; callers lock rows with
     ``FOR UPDATE SKIP LOCKED`` instead.
     """
+    from sqlmodel import Session
+
     connection = engine.connect()
     if is_sqlite(engine):
         connection = connection.execution_options(sqlite_begin="IMMEDIATE")
@@ -273,7 +290,7 @@ def _head_revisions() -> tuple[str, ...]:
     revisions: set[str] = set()
     parents: set[str] = set()
     for path in sorted((MIGRATIONS_DIR / "versions").glob("*.py")):
-        for node in ast.parse(path.read_text(encoding="utf-8")).body:
+        for node in _revision_assignments(path.read_text(encoding="utf-8")):
             if isinstance(node, ast.AnnAssign | ast.Assign) and node.value is not None:
                 targets = node.targets if isinstance(node, ast.Assign) else [node.target]
                 names = {target.id for target in targets if isinstance(target, ast.Name)}
@@ -285,6 +302,19 @@ def _head_revisions() -> tuple[str, ...]:
                 elif "down_revision" in names and value is not None:
                     parents.update([value] if isinstance(value, str) else value)
     return tuple(sorted(revisions - parents))
+
+
+def _revision_assignments(source: str) -> list[ast.stmt]:
+    """The module-level statements of a migration file that assign ``revision`` or
+    ``down_revision``: their own lines are parsed (parsing every file whole cost each command
+    some 10 ms), the whole file only when such an assignment runs over several lines."""
+    import ast
+
+    lines = [line for line in source.splitlines() if line.startswith(("revision", "down_revision"))]
+    try:
+        return ast.parse("\n".join(lines)).body
+    except SyntaxError:
+        return ast.parse(source).body
 
 
 def current_revision(engine: Engine) -> str | None:

@@ -1,25 +1,43 @@
 """Every table of digest, imported in one place so that ``SQLModel.metadata`` is complete.
 
 Alembic's environment and the schema tests import this module; application code imports the
-models from the package that owns them.
+models from the package that owns them. ``ServiceState`` is declared here: ``digest.state``
+reads and writes its table with Core alone, through a table clause that a test compares with
+this model.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy.engine import Engine
-from sqlmodel import SQLModel
+from sqlmodel import Field, SQLModel
 
 from digest.clicks.models import ClickDaily, ClickHit, EditionLink
 from digest.content.models import Comparison, Review, Tool
-from digest.db import alembic_config
+from digest.db import UTCDateTime, alembic_config, utcnow
 from digest.delivery.models import Delivery, DeliveryState
 from digest.editions.models import Edition, EditionComparison, EditionStatus
-from digest.state import ServiceState
 from digest.votes.models import Vote, VoteEvent
 from digest.webhooks.models import WebhookEvent
 from subscribers.models import AuditEntry, Subscriber, Suppression
+
+
+class ServiceState(SQLModel, table=True):
+    """The key-value facts of ``digest.state``."""
+
+    __tablename__ = "service_state"
+
+    key: str = Field(sa_column=sa.Column(sa.String(64), primary_key=True))
+    value: dict[str, Any] = Field(
+        default_factory=dict, sa_column=sa.Column(sa.JSON, nullable=False)
+    )
+    updated_at: dt.datetime = Field(
+        default_factory=utcnow, sa_column=sa.Column(UTCDateTime, nullable=False)
+    )
+
 
 metadata = SQLModel.metadata
 

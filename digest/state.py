@@ -2,48 +2,54 @@
 
 A key-value table rather than one table per fact: each is a handful of rows, read and written
 by the scheduler, the workers and the web app alike.
+
+Read and written with SQLAlchemy Core on ``SERVICE_STATE``, a table clause naming the columns
+(the table itself, ``ServiceState``, is declared with the other models in ``digest.models``; a
+test holds the two together): ``digest status`` and the pause switch then need no ORM.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from sqlmodel import Field, Session, SQLModel
+from sqlalchemy.engine import Connection
 
-from digest.db import UTCDateTime, utcnow
+from digest.db import UTCDateTime, core_connection, utcnow
+
+if TYPE_CHECKING:
+    from sqlmodel import Session
+
+SERVICE_STATE = sa.table(
+    "service_state",
+    sa.column("key", sa.String(64)),
+    sa.column("value", sa.JSON),
+    sa.column("updated_at", UTCDateTime),
+)
 
 
-class ServiceState(SQLModel, table=True):
-    __tablename__ = "service_state"
-
-    key: str = Field(sa_column=sa.Column(sa.String(64), primary_key=True))
-    value: dict[str, Any] = Field(
-        default_factory=dict, sa_column=sa.Column(sa.JSON, nullable=False)
+def read_state(db: Session | Connection, key: str) -> dict[str, Any] | None:
+    """The value stored under ``key``, or None; in the transaction of ``db``."""
+    value = (
+        _connection(db)
+        .execute(sa.select(SERVICE_STATE.c.value).where(SERVICE_STATE.c.key == key))
+        .scalar()
     )
-    updated_at: dt.datetime = Field(
-        default_factory=utcnow, sa_column=sa.Column(UTCDateTime, nullable=False)
-    )
+    return None if value is None else dict(value)
 
 
-def read_state(session: Session, key: str) -> dict[str, Any] | None:
-    row = session.get(ServiceState, key)
-    return dict(row.value) if row is not None else None
-
-
-def write_state(session: Session, key: str, value: dict[str, Any]) -> None:
-    """Set ``key`` to ``value`` with one upsert.
+def write_state(db: Session | Connection, key: str, value: dict[str, Any]) -> None:
+    """Set ``key`` to ``value`` with one upsert, in the transaction of ``db``.
 
     A single write statement, not a read then a write: on SQLite a transaction that read first
     cannot upgrade to a write lock while another process writes (it fails at once with
     "database is locked" instead of waiting), and the scheduler, the workers and APScheduler's
     job store all write to the same file.
     """
-    session.flush()
-    table = ServiceState.__table__  # type: ignore[attr-defined]
+    connection = _connection(db)
+    table = SERVICE_STATE
     now = utcnow()
-    dialect = session.get_bind().dialect.name
+    dialect = connection.dialect.name
     upsert: sa.Executable
     if dialect == "postgresql":
         from sqlalchemy.dialects import postgresql
@@ -57,8 +63,12 @@ def write_state(session: Session, key: str, value: dict[str, Any]) -> None:
         upsert = lite.on_conflict_do_update(index_elements=[table.c.key], set_=_changes(lite))
     else:  # pragma: no cover - only the two supported databases
         raise NotImplementedError(f"unsupported database dialect {dialect!r}")
-    session.execute(upsert)
-    session.expire_all()
+    connection.execute(upsert)
+
+
+def _connection(db: Session | Connection) -> Connection:
+    """A Core connection: ``db`` itself, or the session's (its pending changes flushed first)."""
+    return db if isinstance(db, Connection) else core_connection(db)
 
 
 def _changes(statement: Any) -> dict[str, Any]:

@@ -413,24 +413,22 @@ def _print_schedule(slots: list[dict[str, Any]]) -> None:
 
 
 def _status(edition_id: int | None) -> tuple[dict[str, Any], dict[str, Any]]:
-    from digest.db import session_scope
+    # Core reads only (no ORM, no models): this command is run often, by hand and by probes.
     from digest.delivery.guards import Guards
     from digest.delivery.status import edition_to_show, status_report
-    from digest.editions.service import get_edition
+    from digest.editions.table import edition_row
     from digest.scheduler.heartbeat import scheduler_status
-    from digest.webhooks.process import webhook_counts
+    from digest.webhooks.counts import webhook_counts
 
     settings = common.settings()
     engine = common.engine(settings)
-    with session_scope(engine) as session:
+    with engine.connect() as connection:
         if edition_id is None:
-            edition = edition_to_show(session, settings.newsletter)
+            edition = edition_to_show(connection, settings.newsletter)
         else:
-            edition = get_edition(session, edition_id)
-        webhook = (
-            {} if edition is None or edition.id is None else webhook_counts(session, edition.id)
-        )
-        report = status_report(session, edition, guards=Guards.of(settings), webhook=webhook)
+            edition = edition_row(connection, edition_id)
+        webhook = {} if edition is None else webhook_counts(connection, edition.id)
+        report = status_report(connection, edition, guards=Guards.of(settings), webhook=webhook)
         data = report.as_json()
     return data, scheduler_status(engine)
 

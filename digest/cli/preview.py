@@ -73,7 +73,7 @@ def _report(result: Preview) -> None:
 
 def _delivery_time(engine: Engine, settings: Settings, week: IsoWeek, email: str) -> str | None:
     from digest.db import session_scope
-    from digest.delivery.status import delivery_time
+    from digest.delivery.prepare import delivery_time
     from digest.editions.preview import find_subscriber
 
     with session_scope(engine) as session:

@@ -35,7 +35,7 @@ def report(
     from digest.db import session_scope
     from digest.delivery.report import edition_report, report_text
     from digest.editions.service import find_edition, latest_edition
-    from digest.webhooks.process import webhook_counts
+    from digest.webhooks.counts import webhook_counts
 
     if edition_id is not None and week is not None:
         raise InputError("choose one of --edition and --week")
@@ -51,7 +51,7 @@ def report(
             if edition is None or edition.id is None:
                 raise NotFoundError(f"no edition for {week or 'any week'}")
             edition_id = edition.id
-        webhook = webhook_counts(session, edition_id)
+        webhook = webhook_counts(session.connection(), edition_id)
     result = edition_report(engine, settings, edition_id, webhook=webhook)
     if html is not None:
         from digest.delivery.report_html import report_html

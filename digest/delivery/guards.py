@@ -27,15 +27,17 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy.engine import Engine
-from sqlmodel import Session
+from sqlalchemy.engine import Connection, Engine
 
-from digest.db import session_scope, utcnow
+from digest.db import utcnow
 from digest.logs import log_event
 from digest.state import read_state, write_state
+
+if TYPE_CHECKING:
+    from sqlmodel import Session
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +55,8 @@ Sleep = Callable[[float], None]
 
 def pause_state(engine: Engine) -> dict[str, Any] | None:
     """The stored pause switch (``None`` if it was never used)."""
-    with session_scope(engine) as session:
-        return read_state(session, PAUSE_KEY)
+    with engine.connect() as connection:
+        return read_state(connection, PAUSE_KEY)
 
 
 def is_paused(engine: Engine) -> bool:
@@ -77,8 +79,8 @@ def set_paused(
         "at": (now or utcnow()).isoformat(),
         "reason": reason,
     }
-    with session_scope(engine) as session:
-        write_state(session, PAUSE_KEY, value)
+    with engine.begin() as connection:
+        write_state(connection, PAUSE_KEY, value)
     log_event(log, "paused" if paused else "resumed", by=by, reason=reason)
     return value
 
@@ -186,10 +188,10 @@ class Guards:
     def of(cls, settings: Any, *, ignore_window: bool = False) -> Guards:
         return cls(SendWindow.parse(settings.send_window), settings.zone, ignore_window)
 
-    def check(self, session: Session, now: dt.datetime | None = None) -> Hold | None:
+    def check(self, db: Session | Connection, now: dt.datetime | None = None) -> Hold | None:
         """The hold in force now (the pause switch first), or None: sending may go on."""
         now = now or utcnow()
-        state = read_state(session, PAUSE_KEY)
+        state = read_state(db, PAUSE_KEY)
         if state and state.get("paused"):
             return Hold(HoldReason.PAUSED, by=state.get("by"), at=state.get("at"))
         return self.window_hold(now)
@@ -204,8 +206,8 @@ class Guards:
 
 
 def current_hold(engine: Engine, guards: Guards, now: dt.datetime | None = None) -> Hold | None:
-    with session_scope(engine) as session:
-        return guards.check(session, now)
+    with engine.connect() as connection:
+        return guards.check(connection, now)
 
 
 def record_override(engine: Engine, *, edition_id: int, week: str, by: str, window: str) -> None:
@@ -217,8 +219,8 @@ def record_override(engine: Engine, *, edition_id: int, week: str, by: str, wind
         "at": utcnow().isoformat(),
         "window": window,
     }
-    with session_scope(engine) as session:
-        write_state(session, OVERRIDE_KEY, value)
+    with engine.begin() as connection:
+        write_state(connection, OVERRIDE_KEY, value)
     log_event(log, "window_override", level=logging.WARNING, **value)
 
 

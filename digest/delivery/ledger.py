@@ -60,11 +60,12 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from digest.db import immediate_session, session_scope, utcnow
+from digest.db import aware, immediate_session, session_scope, utcnow
 from digest.delivery.bulk import db_timestamp, executemany
 from digest.delivery.guards import Guards, Hold
 from digest.delivery.local_time import LocalSchedule, state_key
 from digest.delivery.models import Delivery, DeliveryState
+from digest.delivery.status import state_counts
 from digest.editions.models import Edition, EditionStatus
 from digest.editions.status import set_status
 from digest.errors import ConflictError
@@ -978,26 +979,5 @@ def upcoming(
 
 def edition_counts(engine: Engine, edition_id: int) -> dict[str, int]:
     """Rows per state, every state present (zero when none)."""
-    with session_scope(engine) as session:
-        return state_counts(session, edition_id)
-
-
-def state_counts(session: Session, edition_id: int) -> dict[str, int]:
-    """Rows per state, every state present (zero when none)."""
-    counts = {str(state): 0 for state in DeliveryState}
-    rows = session.connection().execute(
-        sa.select(DELIVERY.c.state, sa.func.count())
-        .where(DELIVERY.c.edition_id == edition_id)
-        .group_by(DELIVERY.c.state)
-    )
-    for state, count in rows:
-        counts[str(state)] = int(count)
-    return counts
-
-
-def aware(moment: dt.datetime | str) -> dt.datetime:
-    """A timestamp read back from an aggregate as UTC: aggregates lose the column type, and
-    SQLite then hands back a naive (or string) value."""
-    if isinstance(moment, str):
-        moment = dt.datetime.fromisoformat(moment)
-    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+    with engine.connect() as connection:
+        return state_counts(connection, edition_id)

@@ -10,22 +10,14 @@ flight; ``last_error`` says why a row failed, was skipped, deferred or is unknow
 from __future__ import annotations
 
 import datetime as dt
-import enum
 
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
 from digest.db import UTCDateTime, utcnow
+from digest.delivery.table import DeliveryState
 
-
-class DeliveryState(enum.StrEnum):
-    PENDING = "pending"
-    CLAIMED = "claimed"
-    SENT = "sent"
-    FAILED = "failed"
-    UNKNOWN = "unknown"
-    SKIPPED = "skipped"
-    DEFERRED = "deferred"
+__all__ = ["Delivery", "DeliveryState"]
 
 
 class Delivery(SQLModel, table=True):

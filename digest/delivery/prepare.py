@@ -1,5 +1,6 @@
 """From a week to something to send: open the edition, complete its ledger, and build the
-messages of its rows; also the dry run and the single test copy of ``digest send``.
+messages of its rows; also the dry run and the single test copy of ``digest send``, and when
+one subscriber receives the edition of a week (``digest preview --as``).
 
 ``prepare_edition`` is what ``digest send`` and the scheduler call: it creates the edition
 (``digest.editions.service``) and then completes its ledger if a previous run died before, so
@@ -12,6 +13,7 @@ ledger names is compiled once, up front, per process.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -19,14 +21,14 @@ from functools import partial
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
-from sqlmodel import col
+from sqlmodel import Session, col
 from sqlmodel import select as select_rows
 
 from digest.backends.base import EmailBackend, SendResult
 from digest.config import Settings
 from digest.content.document import ComparisonDoc
 from digest.content.weeks import IsoWeek
-from digest.db import immediate_session, session_scope, utcnow
+from digest.db import aware, immediate_session, session_scope, utcnow
 from digest.delivery.build import VariantKey, ensure_ledger
 from digest.delivery.ledger import DELIVERY, EDITION, ClaimedRow
 from digest.delivery.local_time import (
@@ -35,8 +37,11 @@ from digest.delivery.local_time import (
     delivery_weekday,
     parse_send_time,
     state_key,
+    zone_of,
 )
+from digest.delivery.models import DeliveryState
 from digest.delivery.sender import MessageFactory
+from digest.delivery.status import utc_iso
 from digest.editions.models import Edition, EditionStatus
 from digest.editions.selection import new_comparisons
 from digest.editions.service import (
@@ -168,6 +173,56 @@ def edition_schedule(engine: Engine, edition_id: int) -> LocalSchedule | None:
     with session_scope(engine) as session:
         stored = read_state(session, state_key(edition_id))
     return None if stored is None else LocalSchedule.from_dict(stored)
+
+
+def delivery_time(
+    session: Session,
+    settings: Settings,
+    week: IsoWeek,
+    subscriber: Subscriber,
+    *,
+    now: dt.datetime | None = None,
+) -> str | None:
+    """When ``subscriber`` receives the edition of ``week``, in words (``digest preview --as``):
+    sent already, due at their send time (by the rule kept with the edition, or the one the
+    weekly job would use), or None when delivery is at once."""
+    now = now or utcnow()
+    edition = find_edition(session, settings.newsletter, week)
+    stored = None if edition is None else read_state(session, state_key(edition.id or 0))
+    if edition is not None and subscriber.id is not None:
+        sent_at = (
+            session.connection()
+            .execute(
+                sa.select(DELIVERY.c.sent_at).where(
+                    DELIVERY.c.edition_id == edition.id,
+                    DELIVERY.c.subscriber_id == subscriber.id,
+                    DELIVERY.c.state == str(DeliveryState.SENT),
+                )
+            )
+            .scalar()
+        )
+        if sent_at is not None:
+            return f"{subscriber.email} was sent this edition at {utc_iso(aware(sent_at))}"
+    if stored is not None:
+        schedule = LocalSchedule.from_dict(stored)
+    elif settings.delivery_mode == "local-time" and (
+        edition is None or not edition.ledger_complete
+    ):
+        weekday = delivery_weekday(settings.delivery_day, settings.schedule)
+        day = delivery_day(week.monday, weekday)
+        schedule = LocalSchedule(parse_send_time(settings.local_send_time), settings.zone, now, day)
+        if schedule.due(subscriber.timezone) < now:  # a send now: the next send time
+            schedule = LocalSchedule(schedule.at, schedule.default_zone, now)
+    else:
+        return None
+    due = schedule.due(subscriber.timezone)
+    zone = zone_of(subscriber.timezone, schedule.default_zone)
+    local = due.astimezone(zone)
+    verb = "is due" if due > now else "was due (it goes at once)"
+    return (
+        f"{subscriber.email} {verb} this edition at {local:%a %d %b %Y %H:%M} {zone.key}"
+        f" ({utc_iso(due)})"
+    )
 
 
 def complete_ledgers(engine: Engine, settings: Settings) -> int:

@@ -25,8 +25,8 @@ from sqlalchemy.engine import Connection, Engine
 from digest.clicks import store as clicks
 from digest.clicks.rules import Reason
 from digest.config import Settings
-from digest.db import immediate_transaction
-from digest.delivery.ledger import DELIVERY, aware
+from digest.db import aware, immediate_transaction
+from digest.delivery.ledger import DELIVERY
 from digest.delivery.models import DeliveryState
 from digest.editions.models import Edition, EditionComparison
 from digest.errors import NotFoundError

@@ -67,7 +67,7 @@ from digest.backends.errors import (
     RetryableError,
 )
 from digest.config import Settings
-from digest.db import immediate_session, is_sqlite, session_scope, utcnow
+from digest.db import aware, immediate_session, is_sqlite, session_scope, utcnow
 from digest.delivery.flow import RateLimiter, backoff_delay
 from digest.delivery.guards import Guards, Hold, HoldReason, current_hold
 from digest.delivery.ledger import (
@@ -76,7 +76,6 @@ from digest.delivery.ledger import (
     OPEN_STATES,
     Claim,
     ClaimedRow,
-    aware,
     claim_in,
     defer,
     finish_editions,

@@ -19,6 +19,10 @@ how many are still to go, how many are sent, and the zones due then (most rows f
 
 Provider events are counted by the webhooks package and passed in (``webhook``): delivery does
 not import webhooks.
+
+Everything here reads with SQLAlchemy Core on one connection, through the table clauses of
+``digest.delivery.table``, ``digest.editions.table`` and ``digest.state``: the ORM and the
+models are not loaded, which keeps ``digest status`` quick to start.
 """
 
 from __future__ import annotations
@@ -29,27 +33,21 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
-from sqlmodel import Session, col, select
+from sqlalchemy.engine import Connection
 
-from digest.config import Settings
-from digest.content.weeks import IsoWeek
-from digest.db import utcnow
+from digest.db import aware, utcnow
 from digest.delivery.guards import Guards, Hold
-from digest.delivery.ledger import DELIVERY, aware, state_counts
-from digest.delivery.local_time import (
-    LocalSchedule,
-    delivery_day,
-    delivery_weekday,
-    own_zone,
-    parse_send_time,
-    state_key,
-    zone_of,
+from digest.delivery.local_time import LocalSchedule, own_zone, state_key
+from digest.delivery.table import DELIVERY_COLUMNS as DELIVERY
+from digest.delivery.table import DeliveryState
+from digest.editions.table import (
+    EDITION_COLUMNS,
+    EditionRow,
+    EditionStatus,
+    edition_row,
+    latest_edition_id,
 )
-from digest.delivery.models import DeliveryState
-from digest.editions.models import Edition, EditionStatus
-from digest.editions.service import find_edition, latest_edition
 from digest.state import read_state
-from subscribers.models import Subscriber
 
 RATE_WINDOW = dt.timedelta(minutes=1)
 DOCUMENTED_COUNTS = ("pending", "claimed", "sent", "failed", "unknown", "skipped")
@@ -59,7 +57,7 @@ DOCUMENTED_COUNTS = ("pending", "claimed", "sent", "failed", "unknown", "skipped
 class EditionStatusReport:
     """Counts per ledger state, the state in words, and the pace of the send."""
 
-    edition: Edition | None
+    edition: EditionRow | None
     counts: dict[str, int]
     state: str | None = None
     hold: Hold | None = None
@@ -82,7 +80,7 @@ class EditionStatusReport:
             "counts": self.counts,
             "state": self.state,
             "deferred": self.deferred,
-            "next_retry_at": _iso(self.next_retry_at),
+            "next_retry_at": utc_iso(self.next_retry_at),
             "status": None if edition is None else str(edition.status),
             "hold": None if self.hold is None else self.hold.as_dict(),
             "subject": None if edition is None else edition.subject,
@@ -90,8 +88,8 @@ class EditionStatusReport:
             "total": sum(self.counts.values()) + self.deferred,
             "rate_per_second": round(self.rate_per_second, 2),
             "eta_seconds": None if self.eta_seconds is None else round(self.eta_seconds, 1),
-            "created_at": None if edition is None else _iso(edition.created_at),
-            "completed_at": None if edition is None else _iso(edition.completed_at),
+            "created_at": None if edition is None else utc_iso(edition.created_at),
+            "completed_at": None if edition is None else utc_iso(edition.completed_at),
             "webhook": self.webhook,
             "schedule": [slot.as_json() for slot in self.schedule],
         }
@@ -108,70 +106,20 @@ class ScheduleSlot:
 
     def as_json(self) -> dict[str, Any]:
         return {
-            "at": _iso(self.at),
+            "at": utc_iso(self.at),
             "pending": self.pending,
             "sent": self.sent,
             "zones": list(self.zones),
         }
 
 
-def delivery_time(
-    session: Session,
-    settings: Settings,
-    week: IsoWeek,
-    subscriber: Subscriber,
-    *,
-    now: dt.datetime | None = None,
-) -> str | None:
-    """When ``subscriber`` receives the edition of ``week``, in words (``digest preview --as``):
-    sent already, due at their send time (by the rule kept with the edition, or the one the
-    weekly job would use), or None when delivery is at once."""
-    now = now or utcnow()
-    edition = find_edition(session, settings.newsletter, week)
-    stored = None if edition is None else read_state(session, state_key(edition.id or 0))
-    if edition is not None and subscriber.id is not None:
-        sent_at = (
-            session.connection()
-            .execute(
-                sa.select(DELIVERY.c.sent_at).where(
-                    DELIVERY.c.edition_id == edition.id,
-                    DELIVERY.c.subscriber_id == subscriber.id,
-                    DELIVERY.c.state == str(DeliveryState.SENT),
-                )
-            )
-            .scalar()
-        )
-        if sent_at is not None:
-            return f"{subscriber.email} was sent this edition at {_iso(aware(sent_at))}"
-    if stored is not None:
-        schedule = LocalSchedule.from_dict(stored)
-    elif settings.delivery_mode == "local-time" and (
-        edition is None or not edition.ledger_complete
-    ):
-        weekday = delivery_weekday(settings.delivery_day, settings.schedule)
-        day = delivery_day(week.monday, weekday)
-        schedule = LocalSchedule(parse_send_time(settings.local_send_time), settings.zone, now, day)
-        if schedule.due(subscriber.timezone) < now:  # a send now: the next send time
-            schedule = LocalSchedule(schedule.at, schedule.default_zone, now)
-    else:
-        return None
-    due = schedule.due(subscriber.timezone)
-    zone = zone_of(subscriber.timezone, schedule.default_zone)
-    local = due.astimezone(zone)
-    verb = "is due" if due > now else "was due (it goes at once)"
-    return (
-        f"{subscriber.email} {verb} this edition at {local:%a %d %b %Y %H:%M} {zone.key}"
-        f" ({_iso(due)})"
-    )
-
-
-def schedule_slots(session: Session, edition_id: int) -> list[ScheduleSlot]:
+def schedule_slots(connection: Connection, edition_id: int) -> list[ScheduleSlot]:
     """A local-time edition's rows by due instant (empty for an edition sent at once)."""
-    stored = read_state(session, state_key(edition_id))
+    stored = read_state(connection, state_key(edition_id))
     if stored is None:
         return []
     schedule = LocalSchedule.from_dict(stored)
-    rows = session.connection().execute(
+    rows = connection.execute(
         sa.select(DELIVERY.c.zone, DELIVERY.c.state, sa.func.count())
         .where(DELIVERY.c.edition_id == edition_id, DELIVERY.c.zone.is_not(None))
         .group_by(DELIVERY.c.zone, DELIVERY.c.state)
@@ -197,7 +145,8 @@ def schedule_slots(session: Session, edition_id: int) -> list[ScheduleSlot]:
     ]
 
 
-def _iso(moment: dt.datetime | None) -> str | None:
+def utc_iso(moment: dt.datetime | None) -> str | None:
+    """An instant in ISO 8601, in UTC with a ``Z``; a naive one is taken as UTC."""
     if moment is None:
         return None
     if moment.tzinfo is None:
@@ -205,19 +154,35 @@ def _iso(moment: dt.datetime | None) -> str | None:
     return moment.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
 
 
-def edition_to_show(session: Session, newsletter: str) -> Edition | None:
+def edition_to_show(connection: Connection, newsletter: str) -> EditionRow | None:
     """The edition in progress (the oldest still sending), else the latest one."""
-    sending = session.exec(
-        select(Edition)
-        .where(Edition.newsletter == newsletter, Edition.status == str(EditionStatus.SENDING))
-        .order_by(col(Edition.id))
-    ).first()
-    return sending or latest_edition(session, newsletter)
+    table = EDITION_COLUMNS
+    sending = connection.execute(
+        sa.select(table.c.id)
+        .where(table.c.newsletter == newsletter, table.c.status == str(EditionStatus.SENDING))
+        .order_by(table.c.id)
+        .limit(1)
+    ).scalar()
+    shown = sending if sending is not None else latest_edition_id(connection, newsletter)
+    return None if shown is None else edition_row(connection, int(shown))
+
+
+def state_counts(connection: Connection, edition_id: int) -> dict[str, int]:
+    """Rows per state, every state present (zero when none)."""
+    counts = {str(state): 0 for state in DeliveryState}
+    rows = connection.execute(
+        sa.select(DELIVERY.c.state, sa.func.count())
+        .where(DELIVERY.c.edition_id == edition_id)
+        .group_by(DELIVERY.c.state)
+    )
+    for state, count in rows:
+        counts[str(state)] = int(count)
+    return counts
 
 
 def status_report(
-    session: Session,
-    edition: Edition | None,
+    connection: Connection,
+    edition: EditionRow | None,
     *,
     guards: Guards,
     webhook: dict[str, int] | None = None,
@@ -226,29 +191,24 @@ def status_report(
     """Where ``edition`` stands (an empty report for None: nothing was ever sent)."""
     if edition is None:
         return EditionStatusReport(None, dict.fromkeys(DOCUMENTED_COUNTS, 0))
-    assert edition.id is not None
     now = now or utcnow()
-    every = state_counts(session, edition.id)
+    every = state_counts(connection, edition.id)
     deferred = every.pop(str(DeliveryState.DEFERRED), 0)
     counts = {name: every.get(name, 0) for name in DOCUMENTED_COUNTS}
-    next_retry = (
-        session.connection()
-        .execute(
-            sa.select(sa.func.min(DELIVERY.c.not_before)).where(
-                DELIVERY.c.edition_id == edition.id,
-                DELIVERY.c.state == str(DeliveryState.DEFERRED),
-            )
+    next_retry = connection.execute(
+        sa.select(sa.func.min(DELIVERY.c.not_before)).where(
+            DELIVERY.c.edition_id == edition.id,
+            DELIVERY.c.state == str(DeliveryState.DEFERRED),
         )
-        .scalar()
-    )
+    ).scalar()
     next_retry_at = None if next_retry is None else aware(next_retry)
     hold: Hold | None = None
     rate, eta = 0.0, None
     if edition.status == EditionStatus.SENDING:
-        hold = guards.check(session, now)
+        hold = guards.check(connection, now)
         if hold is None:
             state = "sending"
-            rate = _recent_rate(session, edition.id, now)
+            rate = _recent_rate(connection, edition.id, now)
             remaining = counts["pending"] + counts["claimed"] + deferred
             eta = remaining / rate if rate > 0 else None
         else:
@@ -268,23 +228,19 @@ def status_report(
         rate_per_second=rate,
         eta_seconds=eta,
         webhook=webhook or {},
-        schedule=schedule_slots(session, edition.id),
+        schedule=schedule_slots(connection, edition.id),
     )
 
 
-def _recent_rate(session: Session, edition_id: int, now: dt.datetime) -> float:
+def _recent_rate(connection: Connection, edition_id: int, now: dt.datetime) -> float:
     """Messages per second over the last minute, measured from the first of them."""
-    count, first = (
-        session.connection()
-        .execute(
-            sa.select(sa.func.count(), sa.func.min(DELIVERY.c.sent_at)).where(
-                DELIVERY.c.edition_id == edition_id,
-                DELIVERY.c.state == str(DeliveryState.SENT),
-                DELIVERY.c.sent_at >= now - RATE_WINDOW,
-            )
+    count, first = connection.execute(
+        sa.select(sa.func.count(), sa.func.min(DELIVERY.c.sent_at)).where(
+            DELIVERY.c.edition_id == edition_id,
+            DELIVERY.c.state == str(DeliveryState.SENT),
+            DELIVERY.c.sent_at >= now - RATE_WINDOW,
         )
-        .one()
-    )
+    ).one()
     if not count or first is None:
         return 0.0
     span = max(1.0, (now - aware(first)).total_seconds())

@@ -12,19 +12,15 @@ between creating the edition and writing its last ledger row loses nobody.
 from __future__ import annotations
 
 import datetime as dt
-import enum
 from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
 from digest.db import UTCDateTime, utcnow
+from digest.editions.table import EditionStatus
 
-
-class EditionStatus(enum.StrEnum):
-    SENDING = "sending"
-    SENT = "sent"
-    CANCELLED = "cancelled"
+__all__ = ["Edition", "EditionComparison", "EditionStatus"]
 
 
 class Edition(SQLModel, table=True):

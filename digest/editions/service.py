@@ -25,9 +25,10 @@ from digest.config import Settings
 from digest.content.document import ComparisonDoc
 from digest.content.store import published_in
 from digest.content.weeks import IsoWeek
-from digest.db import immediate_session, session_scope
+from digest.db import core_connection, immediate_session, session_scope
 from digest.editions.models import Edition, EditionComparison, EditionStatus
 from digest.editions.selection import new_comparisons
+from digest.editions.table import latest_edition_id, no_such_edition
 from digest.errors import NotFoundError
 
 SubjectFor = Callable[[Sequence[ComparisonDoc]], str]
@@ -53,17 +54,14 @@ def get_edition(session: Session, edition_id: int) -> Edition:
     """The edition with this id, or ``NotFoundError``."""
     edition = session.get(Edition, edition_id)
     if edition is None:
-        raise NotFoundError(f"no edition with id {edition_id}")
+        raise no_such_edition(edition_id)
     return edition
 
 
 def latest_edition(session: Session, newsletter: str) -> Edition | None:
     """The edition of the most recent week (the newest row when weeks tie)."""
-    return session.exec(
-        select(Edition)
-        .where(Edition.newsletter == newsletter)
-        .order_by(col(Edition.week).desc(), col(Edition.id).desc())
-    ).first()
+    edition_id = latest_edition_id(core_connection(session), newsletter)
+    return None if edition_id is None else session.get(Edition, edition_id)
 
 
 def edition_documents(session: Session, edition_id: int) -> list[ComparisonDoc]:

@@ -22,10 +22,10 @@ from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
-from digest.db import session_scope, utcnow
-from digest.delivery.guards import pause_state
+from digest.db import utcnow
+from digest.delivery.guards import PAUSE_KEY
 from digest.logs import log_event
 from digest.scheduler.leader import Leadership
 from digest.state import read_state, write_state
@@ -60,14 +60,14 @@ def write_heartbeat(
         "interval_seconds": interval,
         "next_run": iso(next_run),
     }
-    with session_scope(engine) as session:
-        write_state(session, HEARTBEAT_KEY, value)
+    with engine.begin() as connection:
+        write_state(connection, HEARTBEAT_KEY, value)
     return value
 
 
 def write_last_run(engine: Engine, report: dict[str, Any]) -> None:
-    with session_scope(engine) as session:
-        write_state(session, LAST_RUN_KEY, report)
+    with engine.begin() as connection:
+        write_state(connection, LAST_RUN_KEY, report)
 
 
 class Heartbeat:
@@ -129,15 +129,12 @@ class Heartbeat:
             self._thread.join(timeout=10)
 
 
-def stored_next_run(engine: Engine) -> dt.datetime | None:
+def stored_next_run(connection: Connection) -> dt.datetime | None:
     """The next run time of the weekly job as APScheduler's job store has it."""
-    with engine.connect() as connection:
-        if not sa.inspect(connection).has_table(JOBS_TABLE):
-            return None
-        jobs = sa.table(JOBS_TABLE, sa.column("id"), sa.column("next_run_time"))
-        value = connection.execute(
-            sa.select(jobs.c.next_run_time).where(jobs.c.id == JOB_ID)
-        ).scalar()
+    if not sa.inspect(connection).has_table(JOBS_TABLE):
+        return None
+    jobs = sa.table(JOBS_TABLE, sa.column("id"), sa.column("next_run_time"))
+    value = connection.execute(sa.select(jobs.c.next_run_time).where(jobs.c.id == JOB_ID)).scalar()
     if value is None:
         return None
     return dt.datetime.fromtimestamp(float(value), dt.UTC)
@@ -156,17 +153,18 @@ def scheduler_status(engine: Engine, *, now: dt.datetime | None = None) -> dict[
          "paused": bool, "pause": {...} | None}
     """
     now = now or utcnow()
-    with session_scope(engine) as session:
-        heartbeat = read_state(session, HEARTBEAT_KEY)
-        last_run = read_state(session, LAST_RUN_KEY)
-    pause = pause_state(engine)
+    with engine.connect() as connection:
+        heartbeat = read_state(connection, HEARTBEAT_KEY)
+        last_run = read_state(connection, LAST_RUN_KEY)
+        pause = read_state(connection, PAUSE_KEY)
+        stored = stored_next_run(connection)
     age: float | None = None
     alive = False
     if heartbeat and heartbeat.get("at"):
         age = (now - dt.datetime.fromisoformat(heartbeat["at"])).total_seconds()
         interval = float(heartbeat.get("interval_seconds") or DEFAULT_INTERVAL)
         alive = age <= STALE_AFTER_BEATS * interval
-    next_run = iso(stored_next_run(engine))
+    next_run = iso(stored)
     if next_run is None and heartbeat:
         next_run = heartbeat.get("next_run")
     return {

@@ -20,13 +20,12 @@ NO_STORE = {"Cache-Control": "no-store"}
 
 
 def _page(svc: WebServices, edition_id: int) -> str:
-    from digest.db import session_scope
     from digest.delivery.report import edition_report
     from digest.delivery.report_html import report_html
-    from digest.webhooks.process import webhook_counts
+    from digest.webhooks.counts import webhook_counts
 
-    with session_scope(svc.engine) as session:
-        webhook = webhook_counts(session, edition_id)
+    with svc.engine.connect() as connection:
+        webhook = webhook_counts(connection, edition_id)
     report = edition_report(svc.engine, svc.settings, edition_id, webhook=webhook)
     return report_html(report, svc.settings.site_name)
 

@@ -185,14 +185,3 @@ def _update_delivery(
         return
     assert delivery.id is not None
     record_provider_status(session, delivery.id, str(event.event_type))
-
-
-def webhook_counts(session: Session, edition_id: int) -> dict[str, int]:
-    """Provider events (delivered, bounced, ...) matched to this edition's rows, by type."""
-    rows = session.exec(
-        select(col(WebhookEvent.event_type), sa.func.count())
-        .join(Delivery, col(Delivery.id) == col(WebhookEvent.delivery_id))
-        .where(col(Delivery.edition_id) == edition_id)
-        .group_by(col(WebhookEvent.event_type))
-    )
-    return {str(event_type): int(count) for event_type, count in rows}

@@ -9,6 +9,7 @@ gives one line and exit 69.
 
 from __future__ import annotations
 
+import ast
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -175,6 +176,25 @@ def test_the_schema_check_knows_the_heads_alembic_knows() -> None:
 
     script = ScriptDirectory.from_config(alembic_config("sqlite://"))
     assert _head_revisions() == tuple(sorted(script.get_heads()))
+
+
+def test_a_revision_written_over_several_lines_is_read_from_the_whole_file() -> None:
+    """Only the assignment lines are parsed, unless one runs over several lines (a merge)."""
+    from digest.db import _revision_assignments
+
+    source = '''"""Merge.\n\nrevision notes in the docstring"""\nimport sqlalchemy as sa\n
+revision = "0010"
+down_revision: tuple[str, ...] = (
+    "0008",
+    "0009",
+)
+'''
+    values = [
+        ast.literal_eval(node.value)
+        for node in _revision_assignments(source)
+        if isinstance(node, ast.Assign | ast.AnnAssign) and node.value is not None
+    ]
+    assert values == ["0010", ("0008", "0009")]
 
 
 def test_the_scheduler_probe_creates_nothing(tmp_path: Path) -> None:

@@ -310,7 +310,7 @@ def test_preview_says_when_a_subscriber_receives_the_edition(
     readers: dict[str, int],
     clock: Any,
 ) -> None:
-    from digest.delivery.status import delivery_time
+    from digest.delivery.prepare import delivery_time
     from subscribers.models import Subscriber
 
     def when(settings: Settings, zone: str) -> str | None:
