@@ -9,7 +9,6 @@ validation (``parse_csv`` on its own, timed separately) and the database work (t
 
 from __future__ import annotations
 
-import csv
 import os
 import sys
 import tempfile
@@ -20,30 +19,12 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import sqlalchemy as sa
+from _subscriber_csv import write_csv
 from sqlmodel import Session
 
 import digest.models
 from digest.db import create_engine
 from subscribers.csvio import import_csv, parse_csv
-
-TIMEZONES = ["UTC", "Europe/Berlin", "America/New_York", "Asia/Tokyo", "Australia/Sydney"]
-CATEGORIES = ["Developer Tools", "Data & Analytics", "Image & Video", "Writing & Content"]
-DOMAINS = ["example.com", "example.org", "example.net", "mail.example.com", "bücher.example"]
-
-
-def write_csv(path: Path, rows: int) -> None:
-    with path.open("w", encoding="utf-8", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["email", "name", "timezone", "categories"])
-        for index in range(rows):
-            writer.writerow(
-                [
-                    f"reader.{index}+news@{DOMAINS[index % len(DOMAINS)]}",
-                    f"Reader Nº {index}",
-                    TIMEZONES[index % len(TIMEZONES)],
-                    ";".join(CATEGORIES[: index % (len(CATEGORIES) + 1)]),
-                ]
-            )
 
 
 @contextmanager
