@@ -17,6 +17,9 @@ the server and of the load client. ``--scenario``:
 - ``clicks``: tracked links, ``GET /r/{token}`` of random subscribers and links of the W47
   edition, during the same kind of send. Every answer must be a 302, and every hit must be
   stored once the server has stopped (the redirect records off the request path).
+- ``opens``: the open pixel (``DIGEST_TRACK_OPENS=on`` for the server and the send), ``GET``
+  of random subscribers' pixels of the W47 edition during the same kind of send. Every answer
+  must be a 200 with the GIF, and every fetch must be stored as an open.
 
 The load client speaks HTTP/1.1 on asyncio streams itself: it costs a few tens of microseconds
 per request, so the figures are the server's. (httpx's connection pool costs milliseconds per
@@ -25,6 +28,7 @@ request at 32 connections and, on a small machine, takes the CPU the server woul
     python bench/web.py [--subscribers 100000] [--requests 5000] [--concurrency 32]
     python bench/web.py --scenario votes --concurrency 8,32
     python bench/web.py --scenario clicks --concurrency 8,32
+    python bench/web.py --scenario opens --concurrency 8,32
 """
 
 from __future__ import annotations
@@ -48,7 +52,7 @@ import httpx
 import sqlalchemy as sa
 from sqlmodel import col
 
-from digest.clicks.models import ClickHit, EditionLink
+from digest.clicks.models import ClickHit, EditionLink, OpenHit
 from digest.config import Settings
 from digest.content.importer import import_paths
 from digest.db import create_engine, upgrade, utcnow
@@ -95,16 +99,22 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_server(settings: Settings, port: int, workdir: Path) -> subprocess.Popen[bytes]:
-    env = os.environ | {
-        "DIGEST_ENVIRONMENT": "test",
-        "DIGEST_DATABASE_URL": settings.database_url,
-        "DIGEST_SECRET_KEY": SECRET,
-        "DIGEST_BASE_URL": settings.base_url,
-        "DIGEST_EMAIL_BACKEND": "memory",
-        # One load client stands for many readers: no per-client limit on the vote button.
-        "DIGEST_VOTE_RATE_PER_MINUTE": "1000000000",
-    }
+def start_server(
+    settings: Settings, port: int, workdir: Path, extra: dict[str, str]
+) -> subprocess.Popen[bytes]:
+    env = (
+        os.environ
+        | extra
+        | {
+            "DIGEST_ENVIRONMENT": "test",
+            "DIGEST_DATABASE_URL": settings.database_url,
+            "DIGEST_SECRET_KEY": SECRET,
+            "DIGEST_BASE_URL": settings.base_url,
+            "DIGEST_EMAIL_BACKEND": "memory",
+            # One load client stands for many readers: no per-client limit on the vote button.
+            "DIGEST_VOTE_RATE_PER_MINUTE": "1000000000",
+        }
+    )
     command = [
         sys.executable,
         "-m",
@@ -236,7 +246,7 @@ def percentile(values: list[float], fraction: float) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--scenario", choices=("unsubscribe", "votes", "clicks"), default="unsubscribe"
+        "--scenario", choices=("unsubscribe", "votes", "clicks", "opens"), default="unsubscribe"
     )
     parser.add_argument("--subscribers", type=int, default=100_000)
     parser.add_argument("--requests", type=int, default=5_000)
@@ -272,17 +282,19 @@ def main() -> None:
 
         sender: subprocess.Popen[bytes] | None = None
         make: Callable[[int, int], list[tuple[str, bytes | None]]]
-        if args.scenario in ("votes", "clicks"):
+        extra = {"DIGEST_TRACK_OPENS": "on"} if args.scenario == "opens" else {}
+        if args.scenario in ("votes", "clicks", "opens"):
             assert import_paths(engine, [str(EXAMPLES)]).ok
-            sender = start_send(settings, workdir, args.send_rate)
+            sender = start_send(settings, workdir, args.send_rate, extra)
             if args.scenario == "votes":
                 make = vote_requests(engine, settings, args.subscribers, sender)
             else:
-                make = click_requests(engine, settings, args.subscribers, sender)
+                pixel = args.scenario == "opens"
+                make = click_requests(engine, settings, args.subscribers, sender, pixel=pixel)
         else:
             make = unsubscribe_requests(settings, args.subscribers)
 
-        server = start_server(settings, port, workdir)
+        server = start_server(settings, port, workdir, extra)
         outcomes: list[tuple[dict[str, int], dict[str, int]]] = []
         try:
             wait_until_healthy(settings.base_url, server)
@@ -321,6 +333,8 @@ def main() -> None:
             check_votes(engine, outcomes)
         elif args.scenario == "clicks":
             check_clicks(engine, outcomes)
+        elif args.scenario == "opens":
+            check_opens(engine, outcomes)
         else:
             with engine.connect() as connection:
                 unsubscribed = connection.scalar(
@@ -351,6 +365,7 @@ def report(
         "unsubscribe": "one-click unsubscribe",
         "votes": "vote button, during a send",
         "clicks": "tracked-link redirect, during a send",
+        "opens": "open pixel, during a send",
     }[scenario]
     print(
         f"{name}, {concurrency} connections, {done:,} requests "
@@ -387,16 +402,22 @@ def unsubscribe_requests(
     return make
 
 
-def start_send(settings: Settings, workdir: Path, rate: float) -> subprocess.Popen[bytes]:
+def start_send(
+    settings: Settings, workdir: Path, rate: float, extra: dict[str, str]
+) -> subprocess.Popen[bytes]:
     """``digest send`` of the W47 edition in the background (memory backend)."""
-    env = os.environ | {
-        "DIGEST_ENVIRONMENT": "test",
-        "DIGEST_DATABASE_URL": settings.database_url,
-        "DIGEST_SECRET_KEY": SECRET,
-        "DIGEST_BASE_URL": settings.base_url,
-        "DIGEST_EMAIL_BACKEND": "memory",
-        "DIGEST_SEND_RATE": str(rate),
-    }
+    env = (
+        os.environ
+        | extra
+        | {
+            "DIGEST_ENVIRONMENT": "test",
+            "DIGEST_DATABASE_URL": settings.database_url,
+            "DIGEST_SECRET_KEY": SECRET,
+            "DIGEST_BASE_URL": settings.base_url,
+            "DIGEST_EMAIL_BACKEND": "memory",
+            "DIGEST_SEND_RATE": str(rate),
+        }
+    )
     command = [sys.executable, "-m", "digest", "send", "--week", VOTE_WEEK, "--now"]
     return subprocess.Popen(
         command, env=env, cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
@@ -451,17 +472,27 @@ def vote_requests(
 
 
 def click_requests(
-    engine: sa.Engine, settings: Settings, subscribers: int, sender: subprocess.Popen[bytes]
+    engine: sa.Engine,
+    settings: Settings,
+    subscribers: int,
+    sender: subprocess.Popen[bytes],
+    *,
+    pixel: bool = False,
 ) -> Callable[[int, int], list[tuple[str, bytes | None]]]:
-    """GETs of tracked links of random subscribers and links of the W47 edition."""
+    """GETs of tracked links of random subscribers and links of the W47 edition (``pixel``:
+    of their open pixel)."""
     deadline = time.monotonic() + 120
     while True:
         with engine.connect() as connection:
             edition_id = connection.scalar(
                 sa.select(col(Edition.id)).where(col(Edition.week) == VOTE_WEEK)
             )
+            # Content links only (and the honeypot): the open pixel, last in the table, answers
+            # an image, not a redirect.
             links = connection.scalar(
-                sa.select(sa.func.count()).where(col(EditionLink.edition_id) == edition_id)
+                sa.select(sa.func.count()).where(
+                    col(EditionLink.edition_id) == edition_id, col(EditionLink.kind) != "open"
+                )
             )
         if edition_id is not None and links and sent_so_far(engine) > 0:
             break
@@ -477,7 +508,9 @@ def click_requests(
                 f"{settings.base_url}/r/"
                 + signer.make_click(
                     ClickRef(
-                        int(edition_id), chance.randint(1, subscribers), chance.randrange(links)
+                        int(edition_id),
+                        chance.randint(1, subscribers),
+                        links if pixel else chance.randrange(links),  # the pixel is last
                     )
                 ),
                 None,
@@ -506,6 +539,17 @@ def check_clicks(engine: sa.Engine, outcomes: list[tuple[dict[str, int], dict[st
     print(f"  database    {hits:,} hits stored for {redirected:,} redirects")
     if other or hits != redirected:
         raise SystemExit(f"FAILED: {redirected:,} redirects, other answers {other}, {hits:,} hits")
+
+
+def check_opens(engine: sa.Engine, outcomes: list[tuple[dict[str, int], dict[str, int]]]) -> None:
+    """Every answer is a 200 (the GIF), and every one of them left one stored open."""
+    answered, other = answers(outcomes, "200")
+    with engine.connect() as connection:
+        fetches = connection.scalar(sa.select(sa.func.count()).select_from(OpenHit)) or 0
+        clicks = connection.scalar(sa.select(sa.func.count()).select_from(ClickHit)) or 0
+    print(f"  database    {fetches:,} opens stored for {answered:,} pixels, {clicks:,} clicks")
+    if other or fetches != answered or clicks:
+        raise SystemExit(f"FAILED: {answered:,} pixels, other answers {other}, {fetches:,} opens")
 
 
 def sent_so_far(engine: sa.Engine) -> int:

@@ -131,7 +131,11 @@ class Settings(BaseSettings):
     # a subscriber may turn them off too). Hits within click_min_seconds of the provider
     # accepting the message are counted as automated; raw hits older than the retention are
     # aggregated and deleted. The edition report at /reports/{edition} needs admin_token.
+    # track_opens adds a 1x1 image on the same route to the HTML part of each message (off by
+    # default: image proxies and prefetching make its figures unreliable); a subscriber who
+    # turned tracking off gets no image either.
     track_clicks: bool = True
+    track_opens: bool = False
     click_min_seconds: int = Field(60, ge=0)
     click_retention_days: int = Field(180, ge=1)
     admin_token: SecretStr | None = None

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Field, SQLModel
 
-from digest.clicks.models import ClickDaily, ClickHit, EditionLink
+from digest.clicks.models import ClickDaily, ClickHit, EditionLink, OpenDaily, OpenHit
 from digest.content.models import Comparison, Review, Tool
 from digest.db import UTCDateTime, alembic_config, utcnow
 from digest.delivery.models import Delivery, DeliveryState
@@ -76,6 +76,8 @@ __all__ = [
     "EditionComparison",
     "EditionLink",
     "EditionStatus",
+    "OpenDaily",
+    "OpenHit",
     "Review",
     "ServiceState",
     "Subscriber",

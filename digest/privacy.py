@@ -5,15 +5,16 @@ What is stored about an address: the subscriber row (address, name, timezone, pr
 status and its times), the audit trail of every change, a suppression entry if the address may
 never be mailed again, one ledger row per edition sent to it, provider events about it
 (delivered, bounced, complained, with the provider's raw payload), its votes with each
-press of a vote button (time, network prefix, user agent), and its hits on tracked links
-(time, link, method, network prefix, user agent, and whether the rules counted it as a person).
+press of a vote button (time, network prefix, user agent), its hits on tracked links
+(time, link, method, network prefix, user agent, and whether the rules counted it as a person)
+and its fetches of the open pixel (the same fields, without a link).
 
-``erase`` deletes the subscriber row, its votes and their presses, its link hits, and the
-provider events
-that name the address, and takes the address out of the ledger rows (the counts of each
-edition stay right). The audit trail and the suppression entry stay: they are the proof of
-consent and of the request to stop, and the suppression is what keeps the address from ever
-being mailed again (re-importing it from an old list would otherwise bring it back).
+``erase`` deletes the subscriber row, its votes and their presses, its link hits and pixel
+fetches, and the provider events that name the address, and takes the address out of the
+ledger rows (the counts of each edition stay right). The audit trail and the suppression
+entry stay: they are the proof of consent and of the request to stop, and the suppression is
+what keeps the address from ever being mailed again (re-importing it from an old list would
+otherwise bring it back).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from typing import Any, cast
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from digest.clicks.models import ClickHit
+from digest.clicks.models import ClickHit, OpenHit
 from digest.delivery import ledger
 from digest.delivery.models import Delivery
 from digest.editions.models import Edition
@@ -45,6 +46,7 @@ WEBHOOK_EVENT = cast(sa.Table, sa.inspect(WebhookEvent).local_table)
 VOTE = cast(sa.Table, sa.inspect(Vote).local_table)
 VOTE_EVENT = cast(sa.Table, sa.inspect(VoteEvent).local_table)
 CLICK_HIT = cast(sa.Table, sa.inspect(ClickHit).local_table)
+OPEN_HIT = cast(sa.Table, sa.inspect(OpenHit).local_table)
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +59,7 @@ class Erasure:
     provider_events: int
     ledger_rows: int
     link_hits: int = 0
+    open_hits: int = 0
 
 
 def _plain(value: Any) -> Any:
@@ -120,7 +123,23 @@ def export_data(connection: Connection, email: str) -> dict[str, Any]:
     votes: list[dict[str, Any]] = []
     presses: list[dict[str, Any]] = []
     hits: list[dict[str, Any]] = []
+    fetches: list[dict[str, Any]] = []
     if subscriber_id is not None:
+        fetches = _rows(
+            connection,
+            sa.select(
+                EDITION.c.week,
+                OPEN_HIT.c.at,
+                OPEN_HIT.c.method,
+                OPEN_HIT.c.network,
+                OPEN_HIT.c.user_agent,
+                OPEN_HIT.c.verdict,
+                OPEN_HIT.c.reason,
+            )
+            .join(EDITION, EDITION.c.id == OPEN_HIT.c.edition_id)
+            .where(OPEN_HIT.c.subscriber_id == subscriber_id)
+            .order_by(OPEN_HIT.c.id),
+        )
         hits = _rows(
             connection,
             sa.select(
@@ -157,6 +176,7 @@ def export_data(connection: Connection, email: str) -> dict[str, Any]:
         "votes": votes,
         "vote_presses": presses,
         "link_hits": hits,
+        "open_hits": fetches,
     }
 
 
@@ -189,6 +209,9 @@ def erase(connection: Connection, email: str, *, actor: str) -> Erasure:
     link_hits = connection.execute(
         CLICK_HIT.delete().where(CLICK_HIT.c.subscriber_id == subscriber_id)
     ).rowcount
+    open_hits = connection.execute(
+        OPEN_HIT.delete().where(OPEN_HIT.c.subscriber_id == subscriber_id)
+    ).rowcount
     events = connection.execute(
         WEBHOOK_EVENT.delete().where(WEBHOOK_EVENT.c.email.in_(addresses))
     ).rowcount
@@ -203,6 +226,7 @@ def erase(connection: Connection, email: str, *, actor: str) -> Erasure:
         provider_events=int(events or 0),
         ledger_rows=scrubbed,
         link_hits=int(link_hits or 0),
+        open_hits=int(open_hits or 0),
     )
 
 

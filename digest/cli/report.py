@@ -1,7 +1,8 @@
 """``digest report``: what readers did with an edition (``digest.delivery.report``).
 
 ``--edition N`` or ``--week 2026-W47`` picks the edition (default: the latest); ``--json``
-prints the report as JSON, with a top-level ``"clicks": {"human": n, "automated": n}``;
+prints the report as JSON, with a top-level ``"clicks": {"human": n, "automated": n}`` and
+``"opens"`` (``"reliable": false`` always; figures only with ``DIGEST_TRACK_OPENS``);
 ``--html FILE`` also writes it as a self-contained page with charts.
 """
 
@@ -30,7 +31,8 @@ def report(
     ] = None,
 ) -> None:
     """Clicks (people only: link scanners removed), CTR, deliveries, unsubscribes and votes of
-    an edition, per comparison and tool, with the trend of the last 12 editions."""
+    an edition, per comparison and tool, with the trend of the last 12 editions; opens, marked
+    unreliable, when DIGEST_TRACK_OPENS measures them."""
     from digest.content.weeks import IsoWeek
     from digest.db import session_scope
     from digest.delivery.report import edition_report, report_text

@@ -283,7 +283,7 @@ def export_data_command(
     out: Path | None = typer.Option(None, "--out", help="Write the JSON here instead of stdout."),
 ) -> None:
     """Everything stored about an address, as JSON: subscriber row, audit trail, suppression,
-    ledger rows, provider events, votes."""
+    ledger rows, provider events, votes, link hits and open pixel fetches."""
     import orjson
 
     from digest import privacy
@@ -303,8 +303,9 @@ def erase_command(
     email: str = typer.Argument(..., help="The address."),
     yes: bool = typer.Option(False, "--yes", help="Do not ask for confirmation."),
 ) -> None:
-    """Erase an address's personal data: its subscriber row, votes, provider events, and the
-    address in its ledger rows. The audit trail and the suppression entry stay."""
+    """Erase an address's personal data: its subscriber row, votes, link hits and open pixel
+    fetches, provider events, and the address in its ledger rows. The audit trail and the
+    suppression entry stay."""
     from digest import privacy
     from digest.db import immediate_transaction
 
@@ -315,7 +316,7 @@ def erase_command(
     typer.echo(
         f"{erased.email}: erased (votes {erased.votes}, vote presses {erased.vote_presses}, "
         f"provider events {erased.provider_events}, ledger rows {erased.ledger_rows}, "
-        f"link hits {erased.link_hits}); "
+        f"link hits {erased.link_hits}, open pixel fetches {erased.open_hits}); "
         "audit trail and suppression kept"
     )
 

@@ -1,5 +1,6 @@
 """Recording hits off the request path: the redirect puts a hit on a queue and answers; one
-thread per process drains the queue into the database in batches.
+thread per process drains the queue into the database in batches. Fetches of the open pixel
+(``RawOpen``) share the queue and go to their own table (``digest.clicks.opens``).
 
 ``submit`` never blocks and never raises: when the queue is full (the database is far behind)
 the hit is dropped and counted in ``dropped``, because a redirect must not wait for a write.
@@ -15,7 +16,8 @@ import threading
 
 from sqlalchemy.engine import Engine
 
-from digest.clicks import store
+from digest.clicks import opens, store
+from digest.clicks.opens import RawOpen
 from digest.clicks.store import RawHit
 from digest.db import immediate_transaction
 
@@ -37,8 +39,8 @@ class ClickRecorder:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
 
-    def submit(self, hit: RawHit) -> None:
-        """Queue ``hit`` for storing; returns at once."""
+    def submit(self, hit: RawHit | RawOpen) -> None:
+        """Queue ``hit`` (a link's or the open pixel's) for storing; returns at once."""
         if self._thread is None:
             self._start()
         try:
@@ -74,11 +76,13 @@ class ClickRecorder:
                 except queue.Empty:
                     break
             hits = [item for item in items if isinstance(item, RawHit)]
+            fetches = [item for item in items if isinstance(item, RawOpen)]
             try:
                 with immediate_transaction(self.engine) as connection:
                     self.stored += store.record(connection, hits)
+                    self.stored += opens.record(connection, fetches)
             except Exception:
-                log.exception("could not store %d click hits", len(hits))
+                log.exception("could not store %d click hits and %d opens", len(hits), len(fetches))
             finally:
                 for _ in items:
                     self._queue.task_done()

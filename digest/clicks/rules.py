@@ -14,6 +14,14 @@ stored as its reason; otherwise it is ``human``:
 
 ``classify`` applies them to all hits of one edition at once, because two rules look at other
 hits (a honeypot hit may come after the scanner's other hits).
+
+A fetch of the open pixel is not a click and never meets the click rules (``burst`` counts
+distinct links, and one pixel would make every click after an open look like a sweep).
+``classify_open`` asks the two rules that judge one request alone, ``head`` and
+``scanner-agent``. The others cannot help: a proxy fetching images for a person (Apple Mail
+Privacy Protection, Gmail's image proxy) fetches on delivery from a browser-like agent, as a
+gateway does, so no rule tells a prefetch from a reading; the report says opens are
+unreliable instead.
 """
 
 from __future__ import annotations
@@ -132,3 +140,12 @@ def classify(
         else:
             reasons.append(None)
     return reasons
+
+
+def classify_open(hit: Hit) -> Reason | None:
+    """Why a fetch of the open pixel is automated, or None (see the module docstring)."""
+    if is_head(hit):
+        return Reason.HEAD
+    if is_scanner_agent(hit):
+        return Reason.SCANNER_AGENT
+    return None

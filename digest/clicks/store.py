@@ -1,10 +1,11 @@
 """Recording and counting hits on tracked links: the only module that writes the click tables.
 
 An edition stores its link table when it is created (``digest.editions.service``); ``target``
-reads a link's URL for the redirect. ``record`` inserts raw hits (dropping those whose subscriber or
-edition is gone). ``classify_edition`` runs the rules (``digest.clicks.rules``) over one
-edition's hits and stores each verdict and reason; ``counts`` gives the report its figures.
-``fold_old_hits`` turns raw hits older than the retention into daily counts.
+reads a link's kind and URL for the redirect. ``record`` inserts raw hits (dropping those whose
+subscriber or edition is gone). ``classify_edition`` runs the rules (``digest.clicks.rules``)
+over one edition's hits and stores each verdict and reason; ``counts`` gives the report its
+figures. ``fold_old_hits`` turns raw hits older than the retention into daily counts. Fetches
+of the open pixel are not hits on links: ``digest.clicks.opens`` owns their tables.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -43,11 +44,21 @@ class RawHit:
     network: str
 
 
-def target(connection: Connection, edition_id: int, link: int) -> str | None:
-    """The URL of ``link`` in ``edition_id``'s link table, or None."""
-    return connection.execute(
-        sa.select(LINK.c.url).where(LINK.c.edition_id == edition_id, LINK.c.link == link)
-    ).scalar_one_or_none()
+class Target(NamedTuple):
+    """A link of an edition's table as the redirect needs it."""
+
+    kind: str  # ``digest.render.links.LinkKind``: "open" is the pixel, answered with an image
+    url: str
+
+
+def target(connection: Connection, edition_id: int, link: int) -> Target | None:
+    """The kind and URL of ``link`` in ``edition_id``'s link table, or None."""
+    row = connection.execute(
+        sa.select(LINK.c.kind, LINK.c.url).where(
+            LINK.c.edition_id == edition_id, LINK.c.link == link
+        )
+    ).first()
+    return None if row is None else Target(str(row.kind), str(row.url))
 
 
 def links(connection: Connection, edition_id: int) -> list[EditionLink]:
@@ -219,38 +230,39 @@ def editions_with_hits_before(connection: Connection, moment: dt.datetime) -> li
 def fold_old_hits(connection: Connection, *, older_than: dt.datetime) -> int:
     """Count classified raw hits before ``older_than`` into ``click_daily`` and delete them
     (unclassified ones are counted as they stand); how many raw hits were folded."""
+    return fold_into_daily(connection, HIT, DAILY, ("edition_id", "link"), older_than=older_than)
+
+
+def fold_into_daily(
+    connection: Connection,
+    raw: sa.Table,
+    daily: sa.Table,
+    keys: Sequence[str],
+    *,
+    older_than: dt.datetime,
+) -> int:
+    """Count the rows of ``raw`` before ``older_than`` into ``daily`` per ``keys``, UTC day,
+    verdict and reason, and delete them; how many were folded. Both kinds of hit (links here,
+    the open pixel in ``digest.clicks.opens``) are folded by this one rule."""
+    key_columns = [raw.c[key] for key in keys]
     rows = connection.execute(
-        sa.select(HIT.c.edition_id, HIT.c.link, HIT.c.at, HIT.c.verdict, HIT.c.reason).where(
-            HIT.c.at < older_than
-        )
+        sa.select(*key_columns, raw.c.at, raw.c.verdict, raw.c.reason).where(raw.c.at < older_than)
     ).all()
     if not rows:
         return 0
-    totals: dict[tuple[int, int, dt.date, str, str], int] = {}
+    totals: dict[tuple[Any, ...], int] = {}
     for row in rows:
-        key = (row.edition_id, row.link, row.at.date(), row.verdict, row.reason)
+        *values, at, verdict, reason = row
+        key = (*values, at.date(), verdict, reason)
         totals[key] = totals.get(key, 0) + 1
-    for (edition_id, link, day, verdict, reason), hits in totals.items():
-        key_filter = sa.and_(
-            DAILY.c.edition_id == edition_id,
-            DAILY.c.link == link,
-            DAILY.c.day == day,
-            DAILY.c.verdict == verdict,
-            DAILY.c.reason == reason,
-        )
+    names = [*keys, "day", "verdict", "reason"]
+    for key, hits in totals.items():
+        fields = dict(zip(names, key, strict=True))
+        key_filter = sa.and_(*(daily.c[name] == value for name, value in fields.items()))
         updated = connection.execute(
-            DAILY.update().where(key_filter).values(hits=DAILY.c.hits + hits)
+            daily.update().where(key_filter).values(hits=daily.c.hits + hits)
         ).rowcount
         if not updated:
-            connection.execute(
-                DAILY.insert().values(
-                    edition_id=edition_id,
-                    link=link,
-                    day=day,
-                    verdict=verdict,
-                    reason=reason,
-                    hits=hits,
-                )
-            )
-    connection.execute(HIT.delete().where(HIT.c.at < older_than))
+            connection.execute(daily.insert().values(**fields, hits=hits))
+    connection.execute(raw.delete().where(raw.c.at < older_than))
     return len(rows)

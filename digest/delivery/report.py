@@ -8,8 +8,13 @@ by each rule. Beside them: sent, and delivered, bounced and complained from prov
 (counted by the webhooks package and passed in), unsubscribes and votes by edition, human
 clicks by hour of day, and the trend over the newsletter's last 12 editions.
 
-Opens are never counted here: a pixel's hits are not reliable (Apple Mail Privacy Protection
-fetches every image of every message), so the report says so instead of printing a number.
+Opens are reported only where they are measured (``DIGEST_TRACK_OPENS``, or fetches stored
+for the edition earlier): fetches of the pixel, those no rule removed, unique openers and the
+open rate (unique openers of messages delivered, or of messages sent when no provider reported
+deliveries), always marked unreliable (``"reliable": false``), because Apple Mail Privacy
+Protection and Gmail's image proxy fetch images for readers who never look, and a reader who
+blocks images opens without a fetch. Opens are never clicks: they have their own tables
+(``digest.clicks.opens``) and no click figure, rule or trend reads them.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from typing import Any, cast
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from digest.clicks import opens as pixel
 from digest.clicks import store as clicks
 from digest.clicks.rules import Reason
 from digest.config import Settings
@@ -38,10 +44,17 @@ EDITION_COMPARISON = cast(sa.Table, sa.inspect(EditionComparison).local_table)
 VOTE_EVENT = cast(sa.Table, sa.inspect(VoteEvent).local_table)
 SUBSCRIBER = cast(sa.Table, sa.inspect(Subscriber).local_table)
 TREND_EDITIONS = 12
-OPENS_NOTE = (
-    "Opens are not reported: Apple Mail Privacy Protection and other clients fetch images "
-    "for every message, so an open pixel's count is unreliable."
+OPENS_OFF_NOTE = (
+    "Opens are not measured (DIGEST_TRACK_OPENS is off: emails carry no open pixel). They would "
+    "be unreliable anyway: Apple Mail Privacy Protection and other clients fetch images for "
+    "every message."
 )
+OPENS_NOTE = (
+    "Opens are unreliable: Apple Mail Privacy Protection fetches the images of every message "
+    "on delivery, Gmail fetches them through its image proxy, and readers who block images "
+    "open without any fetch. Read them as a rough signal, never as a count of readers."
+)
+OPEN_RULES = (Reason.HEAD, Reason.SCANNER_AGENT)  # the rules a pixel fetch is asked
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +95,36 @@ class TrendPoint:
 
 
 @dataclass(frozen=True, slots=True)
+class OpenFigures:
+    """The open pixel's fetches of one edition: never reliable (see the module docstring)."""
+
+    hits: int  # every fetch
+    counted: int  # fetches no rule removed
+    openers: int  # distinct subscribers with a counted fetch
+    removed: dict[str, int]  # automated fetches by rule, every rule listed
+    base: str  # what the open rate divides by: "delivered" or "sent"
+    messages: int  # how many messages that is
+
+    @property
+    def rate(self) -> float:
+        return _rate(self.openers, self.messages)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "reported": True,
+            "reliable": False,
+            "note": OPENS_NOTE,
+            "hits": self.hits,
+            "counted": self.counted,
+            "automated": sum(self.removed.values()),
+            "automated_by_rule": self.removed,
+            "unique_openers": self.openers,
+            "open_rate": self.rate,
+            "rate_of": self.base,
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class EditionReport:
     edition_id: int
     week: str
@@ -98,6 +141,7 @@ class EditionReport:
     comparisons: tuple[ComparisonLine, ...]
     hours: tuple[int, ...]  # human clicks by UTC hour
     trend: tuple[TrendPoint, ...]  # oldest first, this edition last
+    opens: OpenFigures | None = None  # None: opens are not measured
 
     @property
     def ctr(self) -> float:
@@ -118,7 +162,9 @@ class EditionReport:
             "complained": self.webhook.get("complained", 0),
             "unsubscribes": self.unsubscribes,
             "votes": {"votes": self.votes, "voters": self.voters},
-            "opens": {"reported": False, "reliable": False, "note": OPENS_NOTE},
+            "opens": self.opens.as_json()
+            if self.opens is not None
+            else {"reported": False, "reliable": False, "note": OPENS_OFF_NOTE},
             "comparisons": [asdict(line) for line in self.comparisons],
             "hours_utc": list(self.hours),
             "trend": [asdict(point) for point in self.trend],
@@ -153,15 +199,37 @@ def classify(engine: Engine, settings: Settings, edition_id: int) -> int:
 
 
 def retire_old_hits(engine: Engine, settings: Settings, now: dt.datetime) -> int:
-    """Fold raw hits older than ``click_retention_days`` into daily counts (classifying their
-    editions first, so the counts keep the verdicts); how many raw hits were deleted."""
+    """Fold raw link hits and pixel fetches older than ``click_retention_days`` into daily
+    counts (classifying the hits' editions first, so the counts keep the verdicts; fetches are
+    classified when stored); how many raw rows were deleted."""
     cutoff = now - dt.timedelta(days=settings.click_retention_days)
     with engine.connect() as connection:
         editions = clicks.editions_with_hits_before(connection, cutoff)
     for edition_id in editions:
         classify(engine, settings, edition_id)
     with immediate_transaction(engine) as connection:
-        return clicks.fold_old_hits(connection, older_than=cutoff)
+        folded = clicks.fold_old_hits(connection, older_than=cutoff)
+        return folded + pixel.fold_old_opens(connection, older_than=cutoff)
+
+
+def open_figures(
+    connection: Connection,
+    settings: Settings,
+    edition_id: int,
+    *,
+    sent: int,
+    delivered: int,
+) -> OpenFigures | None:
+    """``edition_id``'s opens, or None when they are not measured (the setting is off and no
+    fetch was stored)."""
+    found = pixel.counts(connection, edition_id)
+    if not settings.track_opens and not found.hits:
+        return None
+    removed = {str(reason): 0 for reason in OPEN_RULES}
+    for reason, hits in found.automated.items():
+        removed[reason] = removed.get(reason, 0) + hits
+    base, messages = ("delivered", delivered) if delivered else ("sent", sent)
+    return OpenFigures(found.hits, found.counted, found.openers, removed, base, messages)
 
 
 def _sent(connection: Connection, edition_id: int) -> int:
@@ -310,6 +378,13 @@ def edition_report(
             comparisons=_comparisons(connection, edition_id, sent),
             hours=tuple(clicks.human_hours(connection, edition_id)),
             trend=tuple(trend),
+            opens=open_figures(
+                connection,
+                settings,
+                edition_id,
+                sent=sent,
+                delivered=int((webhook or {}).get("delivered", 0)),
+            ),
         )
 
 
@@ -324,6 +399,7 @@ def report_text(report: EditionReport) -> str:
         f"clicks: {report.human} human from {report.clickers} readers "
         f"(CTR {report.ctr:.1%}); {report.automated} automated removed: "
         + ", ".join(f"{reason} {hits}" for reason, hits in report.removed.items()),
+        _opens_line(report.opens),
         "",
     ]
     for line in report.comparisons:
@@ -343,5 +419,15 @@ def report_text(report: EditionReport) -> str:
         "trend (last editions): "
         + "  ".join(f"{p.week} {p.human_clicks}/{p.ctr:.1%}" for p in report.trend)
     )
-    lines.append(OPENS_NOTE)
+    lines.append(OPENS_NOTE if report.opens is not None else OPENS_OFF_NOTE)
     return "\n".join(lines)
+
+
+def _opens_line(opens: OpenFigures | None) -> str:
+    if opens is None:
+        return "opens: not measured"
+    return (
+        f"opens (unreliable): {opens.counted} pixel fetches from {opens.openers} readers "
+        f"(open rate {opens.rate:.1%} of {opens.base}); {sum(opens.removed.values())} automated "
+        "removed: " + ", ".join(f"{reason} {hits}" for reason, hits in opens.removed.items())
+    )

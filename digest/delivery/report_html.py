@@ -5,6 +5,7 @@ Charts are drawn by pygal into inline SVG: no script, no external font or styles
 inline configuration script is removed; the page needs none). Each chart is a ``<figure>``
 whose caption is its title; the SVG is an image labelled by that caption and described by the
 table that follows it, which holds the same figures as text (the chart's text alternative).
+Opens get a table of their own under a warning that they are unreliable, and no chart.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import markupsafe
 import pygal
 from pygal.style import Style
 
-from digest.delivery.report import OPENS_NOTE, EditionReport
+from digest.delivery.report import OPENS_NOTE, OPENS_OFF_NOTE, EditionReport, OpenFigures
 
 _SCRIPT = re.compile(r"<script\b[^>]*>.*?</script>", re.DOTALL | re.IGNORECASE)
 _STYLE = Style(
@@ -108,6 +109,26 @@ def _chart(kind: type[pygal.graph.graph.Graph], labels: Sequence[str]) -> pygal.
     return chart
 
 
+def _opens(opens: OpenFigures | None) -> str:
+    """The opens section: its figures under the warning that they are unreliable."""
+    if opens is None:
+        return f'<h2>Opens</h2><p class="note">{_e(OPENS_OFF_NOTE)}</p>'
+    rows = [
+        ("Pixel fetches counted", opens.counted),
+        ("Unique openers", opens.openers),
+        (f"Open rate (unique openers of messages {opens.base})", f"{opens.rate:.1%}"),
+        ("Pixel fetches, all", opens.hits),
+        *((f"… removed by rule: {reason}", hits) for reason, hits in opens.removed.items()),
+    ]
+    return (
+        "<h2>Opens (unreliable)</h2>"
+        f'<p class="note"><strong>Not reliable.</strong> {_e(OPENS_NOTE)}</p>'
+        + _table(
+            "Opens, as the open pixel saw them (unreliable)", ["Figure", "Value"], rows, "opens"
+        )
+    )
+
+
 def report_html(report: EditionReport, site_name: str = "") -> str:
     """The whole page."""
     title = f"Edition {report.edition_id} ({report.week}): what readers followed"
@@ -137,7 +158,7 @@ def report_html(report: EditionReport, site_name: str = "") -> str:
         f"<h1>{_e(title)}</h1>",
         f'<p class="note">{_e(site_name)} · {_e(report.subject)}</p>',
         summary,
-        f'<p class="note">{_e(OPENS_NOTE)}</p>',
+        _opens(report.opens),
         "<h2>Clicks per comparison</h2>",
     ]
     for line in report.comparisons:

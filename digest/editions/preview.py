@@ -141,6 +141,12 @@ def build_preview(
         return Preview(week, recipient, categories, edition_id, None, None, (), tuple(notes))
     message = variant.message_for(recipient, message_id=variant.new_message_id())
     notes.append(f"size: {variant.size_report()}")
+    pixel = variant.links is not None and variant.links.pixel is not None
+    if email is not None and pixel and recipient.track_clicks:
+        notes.append(
+            f"the HTML carries the open pixel of {recipient.email}, as their email does: "
+            "showing it with images loaded counts as their open"
+        )
     return Preview(
         week,
         recipient,

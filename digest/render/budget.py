@@ -2,7 +2,8 @@
 
 Gmail clips an HTML part over 102 KB and hides the rest, the unsubscribe link included. The
 renderer therefore measures the compiled HTML of a variant (its literal text plus the largest
-value each per-recipient slot can take) against ``settings.email_size_budget_kb`` (KiB). When
+value each per-recipient slot can take: a tracked link's slot its prefix and token, the open
+pixel's slot its whole image element too) against ``settings.email_size_budget_kb`` (KiB). When
 the full edition is over, the last comparisons become compact one-line entries ("And 6 more
 verdicts this week", each linking to the web); in the extreme, when even one line each is too
 much, the rest are only counted, with the link to the archive.

@@ -30,12 +30,14 @@ from digest.render import archive, templates
 from digest.render.budget import KIB, SIGNATURE_RESERVE, SLOT_RESERVE, VOTER_RESERVE, Fit, fit
 from digest.render.compose import MessageContext, Recipient, compose, new_message_id
 from digest.render.links import (
+    PIXEL_RESERVE,
     TOKEN_RESERVE,
     LinkSlots,
     LinkTarget,
     build_link_slots,
     link_ids,
     link_table,
+    open_link,
 )
 from digest.render.mjml import MjmlCompiler, check_inert, default_compiler, with_title
 from digest.render.slots import VOTE_BASE, Slot, SlotTemplate, link_marker, markers
@@ -71,7 +73,7 @@ class CompiledVariant:
     context: MessageContext = field(repr=False)
     fit: Fit | None = None  # what the size budget allowed (None: not measured)
     votes: VoteSlots | None = None  # the "Would you ship it?" links (None: without them)
-    links: LinkSlots | None = None  # the tracked links (None: click tracking is off)
+    links: LinkSlots | None = None  # tracked links and pixel (None: tracking is off)
 
     @property
     def slot_count(self) -> int:
@@ -148,9 +150,12 @@ class EditionRenderer:
         self.environment = environment or templates.environment()
         self.compiler = compiler or default_compiler
         self.context = MessageContext.of(settings, self.signer)
-        # The edition's link table (``digest.render.links``); empty when clicks are not tracked.
+        # The edition's link table (``digest.render.links``); empty when neither clicks nor
+        # opens are tracked.
         self.links = (
-            link_table(self.comparisons, settings.base_url) if settings.track_clicks else ()
+            link_table(self.comparisons, settings.base_url)
+            if settings.track_clicks or settings.track_opens
+            else ()
         )
         self.compiles = 0  # variants compiled by this renderer
         self._variants: dict[tuple[str, bool], CompiledVariant] = {}
@@ -274,9 +279,12 @@ def compile_variant(
     the size budget (see ``digest.render.budget``). With ``positions`` (each comparison's
     position in the edition ``edition_id``) every card gets vote links. With ``links`` (the
     edition's link table; ``link_positions``, default ``positions`` or the order given) the
-    content links are link slots."""
+    content links are link slots when ``settings.track_clicks``, and the HTML's footer holds
+    the open pixel's slot when ``settings.track_opens``."""
     if link_positions is None:
         link_positions = positions or {doc.slug: n for n, doc in enumerate(comparisons)}
+    content_links = bool(links) and settings.track_clicks
+    pixel = open_link(links) if settings.track_opens else None
     fields = SubjectFields.of(comparisons, week, settings.site_name)
     subject = render_subject(settings.subject_template, fields)
     view = edition_view(
@@ -292,11 +300,14 @@ def compile_variant(
         vote_links=link_maker(settings.base_url, positions) if positions is not None else None,
         community=community,
         recap=recap,
-        link_marker=link_marker if links else None,
-        links=link_ids(links, link_positions) if links else None,
+        link_marker=link_marker if content_links else None,
+        links=link_ids(links, link_positions) if content_links else None,
+        pixel=link_marker(pixel) if pixel is not None else "",
     )
     link_base = VOTE_BASE + 2 * len(view.votes)
     link_reserve = len(settings.base_url) + 3 + TOKEN_RESERVE
+    # The pixel's slot takes the whole image element around its tracked URL.
+    pixel_index = -1 if pixel is None else link_base + pixel
     template = environment.get_template(HTML_TEMPLATE)
     built: dict[tuple[int, int], tuple[str, SlotTemplate]] = {}
 
@@ -310,7 +321,9 @@ def compile_variant(
     def measure(full: int, listed: int) -> int:
         slotted = build(full, listed)[1]
         return slotted.size + sum(
-            link_reserve if index >= link_base else _reserve(index)
+            (link_reserve + (PIXEL_RESERVE if index == pixel_index else 0))
+            if index >= link_base
+            else _reserve(index)
             for _, index in slotted.positions
         )
 
@@ -325,7 +338,7 @@ def compile_variant(
             raise InputError("the text part and the HTML hold different vote links")
         votes = vote_slots(view, html.vote_numbers, positions=positions, edition_id=edition_id)
     link_slots = None
-    if links:
+    if html.link_numbers or text.link_numbers:
         link_slots = build_link_slots(
             links,
             numbers=sorted(set(html.link_numbers) | set(text.link_numbers)),

@@ -1,16 +1,20 @@
 """Tracked links: the edition's link table, and the link slots of a compiled email.
 
-An edition's *link table* numbers every content link its emails can carry: link 0 is the
-honeypot (a link no person can see or reach, ``HONEYPOT``), then for each comparison, in the
-edition's order, the comparison's own link ("Read the full comparison", the folded entry) and
-each tool's link. ``link_table`` is the one rule that numbers them; the edition stores its
-table when it is created (``digest.editions.links``), and a tracked link's token carries only
-the number, so the redirect's target never comes from the URL.
+An edition's *link table* numbers every link its emails can carry: link 0 is the honeypot (a
+link no person can see or reach, ``HONEYPOT``), then for each comparison, in the edition's
+order, the comparison's own link ("Read the full comparison", the folded entry) and each
+tool's link, and last the open pixel (``LinkKind.OPEN``: an image, answered with a GIF instead
+of a redirect). ``link_table`` is the one rule that numbers them; the edition stores its table
+when it is created (``digest.editions.service``), and a tracked link's token carries only the
+number, so the redirect's target never comes from the URL. The pixel comes last so that the
+content links of a table frozen before it existed keep their numbers.
 
 ``LinkSlots`` fills the link slots of one compiled email per recipient: with
-``{base_url}/r/{token}`` when the recipient's clicks are tracked, with the plain URLs
-otherwise (and in the archive copy). Unsubscribe, preferences and vote links are not in the
-table and are never tracked.
+``{base_url}/r/{token}`` when the recipient is tracked, with the plain URLs otherwise (and in
+the archive copy). The pixel's slot holds the whole ``<img>`` element (``PIXEL_HEAD``, the
+URL, ``PIXEL_TAIL``) in the HTML part of a tracked recipient's message and nothing otherwise:
+an opted-out recipient and the archive get no image at all, and the text part never has one.
+Unsubscribe, preferences and vote links are not in the table and are never tracked.
 """
 
 from __future__ import annotations
@@ -25,12 +29,21 @@ from subscribers.tokens import TokenSigner, click_token_parts
 
 HONEYPOT = 0
 TOKEN_RESERVE = 48  # characters a click token may take, for the size budget
+# The open pixel around its URL: a 1x1 transparent GIF that takes no room, hidden from screen
+# readers by its empty alt text. Kept short: it is in every tracked message.
+PIXEL_HEAD = '<img src="'
+PIXEL_TAIL = (
+    '" width="1" height="1" alt="" border="0" '
+    'style="display:block;width:1px;height:1px;border:0;margin:0;padding:0;opacity:0">'
+)
+PIXEL_RESERVE = len(PIXEL_HEAD) + len(PIXEL_TAIL)  # what the element adds to its URL
 
 
 class LinkKind(enum.StrEnum):
     HONEYPOT = "honeypot"
     COMPARISON = "comparison"
     TOOL = "tool"
+    OPEN = "open"
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +60,7 @@ class LinkTarget:
 def link_table(comparisons: Sequence[ComparisonDoc], base_url: str) -> tuple[LinkTarget, ...]:
     """The link table of an edition carrying ``comparisons`` in this order. A comparison whose
     URL is not http(s) links to ``base_url`` (as its card does); a tool without one has no
-    link."""
+    link. The open pixel is last (its URL is never followed: the route answers an image)."""
     table = [LinkTarget(HONEYPOT, LinkKind.HONEYPOT, f"{base_url}/")]
     for position, doc in enumerate(comparisons):
         url = safe_url(doc.url) or base_url
@@ -56,7 +69,13 @@ def link_table(comparisons: Sequence[ComparisonDoc], base_url: str) -> tuple[Lin
             tool_url = safe_url(tool.url)
             if tool_url:
                 table.append(LinkTarget(len(table), LinkKind.TOOL, tool_url, position, tool.slug))
+    table.append(LinkTarget(len(table), LinkKind.OPEN, f"{base_url}/"))
     return tuple(table)
+
+
+def open_link(table: Sequence[LinkTarget]) -> int | None:
+    """The number of the open pixel in ``table`` (None: a table without one)."""
+    return table[-1].link if table and table[-1].kind == LinkKind.OPEN else None
 
 
 def link_ids(
@@ -79,13 +98,14 @@ class LinkSlots:
     edition_id: int
     base: int
     numbers: tuple[int, ...]  # link slots present in the email (links of the table)
-    plain: tuple[str, ...]  # the untracked URL of each present slot
+    plain: tuple[str, ...]  # the untracked URL of each present slot ("" for the pixel)
     plain_html: tuple[str, ...]
     prefix: str  # "https://…/r/"
     prefix_html: str
     # Per link: its number and the URL's text around the subscriber and the signature
     # (HTML-escaped prefix, plain prefix, and what follows the subscriber), joined once.
     parts: tuple[tuple[int, str, str, str], ...] = ()
+    pixel: int | None = None  # the open pixel's link, when the email holds its slot
 
     @property
     def slot_count(self) -> int:
@@ -94,7 +114,8 @@ class LinkSlots:
     def fill_plain(
         self, html_values: MutableSequence[str], text_values: MutableSequence[str]
     ) -> None:
-        """Write the untracked URLs (an opted-out recipient, the archive copy)."""
+        """Write the untracked URLs (an opted-out recipient, the archive copy); the pixel's
+        slot stays empty."""
         base = self.base
         for number, url, url_html in zip(self.numbers, self.plain, self.plain_html, strict=True):
             html_values[base + number] = url_html
@@ -107,7 +128,7 @@ class LinkSlots:
         html_values: MutableSequence[str],
         text_values: MutableSequence[str],
     ) -> None:
-        """Write ``subscriber_id``'s tracked URLs (the per-recipient path)."""
+        """Write ``subscriber_id``'s tracked URLs and open pixel (the per-recipient path)."""
         signatures = signer.click_signatures(self.edition_id, subscriber_id, max(self.numbers) + 1)
         subscriber, base = str(subscriber_id), self.base
         # Tokens are URL-safe ASCII: they need no escaping in HTML or text.
@@ -117,6 +138,10 @@ class LinkSlots:
             html_values[base + number] = (
                 url if head_html is head else f"{head_html}{subscriber}{tail}{signature}"
             )
+        pixel = self.pixel
+        if pixel is not None:
+            html_values[base + pixel] = PIXEL_HEAD + html_values[base + pixel] + PIXEL_TAIL
+            text_values[base + pixel] = ""
 
 
 def build_link_slots(
@@ -127,12 +152,16 @@ def build_link_slots(
     edition_id: int,
     base_url: str,
 ) -> LinkSlots:
-    """The link slots ``numbers`` (those a compiled email holds) of ``table``."""
+    """The link slots ``numbers`` (those a compiled email holds) of ``table``; the open
+    pixel's, when among them, gets the whole image element (see ``LinkSlots.fill``)."""
     # Imported here: editions number their links with this module and must not load the
     # template engine (``digest status`` stays light).
     from digest.render.compose import escape_html
 
-    plain = tuple(table[number].url for number in numbers)
+    pixel = open_link(table)
+    if pixel not in numbers:
+        pixel = None
+    plain = tuple("" if number == pixel else table[number].url for number in numbers)
     prefix = f"{base_url}/r/"
     prefix_html = escape_html(prefix)
     parts = []
@@ -151,4 +180,5 @@ def build_link_slots(
         prefix=prefix,
         prefix_html=prefix_html,
         parts=tuple(parts),
+        pixel=pixel,
     )

@@ -162,6 +162,7 @@ class EditionView:
     votes: tuple[tuple[str, int], ...] = ()
     recap: tuple[RecapView, ...] = ()  # what readers said of the previous edition
     honeypot: str = ""  # the marker of the hidden honeypot link ("" without tracked links)
+    pixel: str = ""  # the marker of the open pixel's slot ("" without open tracking)
 
     @property
     def count(self) -> int:
@@ -307,6 +308,7 @@ def edition_view(
     recap: Sequence[ComparisonDoc] = (),
     link_marker: Callable[[int], str] | None = None,
     links: Mapping[tuple[str, str], int] | None = None,
+    pixel: str = "",
 ) -> EditionView:
     """Everything the digest templates print, in the order given by ``comparisons``.
 
@@ -315,7 +317,8 @@ def edition_view(
     figures of the tools readers voted on; ``recap``, the previous edition's comparisons to show
     them for. With ``link_marker``, each comparison and tool link named in ``links``
     (``(comparison slug, tool slug or "")`` -> link, ``digest.render.links``) becomes that
-    link's slot, and the view has a honeypot slot (link 0)."""
+    link's slot, and the view has a honeypot slot (link 0). ``pixel`` is the marker of the open
+    pixel's slot, printed at the end of the footer (the slot's value is the whole image)."""
     community = community or {}
     views = tuple(comparison_view(doc, base_url, community) for doc in comparisons)
     if link_marker is not None and links is not None:
@@ -345,6 +348,7 @@ def edition_view(
         votes=tuple(votes),
         recap=tuple(_recap_view(doc, base_url, community) for doc in recap),
         honeypot=link_marker(0) if link_marker is not None and links is not None else "",
+        pixel=pixel,
     )
 
 

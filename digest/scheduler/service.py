@@ -257,7 +257,8 @@ class SchedulerService:
         return scheduler
 
     def _retire_hits(self) -> None:
-        """Raw link hits older than DIGEST_CLICK_RETENTION_DAYS become daily counts."""
+        """Raw link hits and open pixel fetches older than DIGEST_CLICK_RETENTION_DAYS become
+        daily counts."""
         from digest.delivery.report import retire_old_hits
 
         folded = retire_old_hits(self.engine, self.settings, utcnow())

@@ -348,7 +348,9 @@ class PreferencesEndpoint(HTTPEndpoint):
             "paused": subscriber.paused,
             "votes": svc.settings.votes,
             "vote_links": subscriber.vote_links,
-            "track": svc.settings.track_clicks,
+            "track": svc.settings.track_clicks or svc.settings.track_opens,
+            "track_links": svc.settings.track_clicks,
+            "track_opens": svc.settings.track_opens,
             "track_clicks": subscriber.track_clicks,
             "unsubscribed": subscriber.status not in ON_LIST,
             "categories": CATEGORIES,
@@ -379,7 +381,9 @@ class PreferencesEndpoint(HTTPEndpoint):
         paused = _text(form, "paused") == "1"
         # The box is on the form only while votes are on site-wide; otherwise keep the choice.
         vote_links = _text(form, "vote_links") == "1" if svc.settings.votes else None
-        track_clicks = _text(form, "track_clicks") == "1" if svc.settings.track_clicks else None
+        # The same holds for tracking: one choice covers clicks and the open pixel.
+        tracking = svc.settings.track_clicks or svc.settings.track_opens
+        track_clicks = _text(form, "track_clicks") == "1" if tracking else None
         found = await run_in_threadpool(
             functools.partial(
                 _apply_preferences,

@@ -5,6 +5,7 @@ violations."""
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import shutil
 from pathlib import Path
@@ -19,7 +20,10 @@ from typer.testing import CliRunner
 
 from digest.backends.memory import MemoryBackend
 from digest.cli import app as cli_app
+from digest.clicks import opens
+from digest.clicks.opens import RawOpen
 from digest.config import Settings
+from digest.db import immediate_transaction
 from digest.delivery.report import edition_report
 from digest.delivery.report_html import report_html
 from digest.web.app import create_app
@@ -102,7 +106,16 @@ def test_the_report_in_a_browser_has_no_serious_axe_violation(
     from npm_tools import axe_source
     from playwright.sync_api import sync_playwright
 
-    html = _html(engine, click_settings, tracked)
+    # With opens measured, so that their section and its warning are checked too.
+    at = dt.datetime(2026, 11, 23, 9, 0, tzinfo=dt.UTC)
+    fetches = [
+        RawOpen(tracked.edition_id, tracked.subscriber_id, at, method, "Mozilla/5.0", "")
+        for method in ("GET", "HEAD")
+    ]
+    with immediate_transaction(engine) as connection:
+        assert opens.record(connection, fetches) == 2
+    html = _html(engine, click_settings.model_copy(update={"track_opens": True}), tracked)
+    assert "Opens (unreliable)" in html
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=shutil.which("chromium"), args=["--no-sandbox", "--disable-gpu"]

@@ -10,7 +10,7 @@ from dataclasses import replace
 from render_support import READER, RendererFactory, make_settings
 
 from digest.content.document import ComparisonDoc
-from digest.render.links import HONEYPOT, LinkKind, link_table
+from digest.render.links import HONEYPOT, PIXEL_TAIL, LinkKind, link_table
 from subscribers.tokens import TokenSigner, signer_from_settings
 
 TRACKED = re.compile(r"https://verdicts\.example\.com/r/([0-9A-Za-z._-]+)")
@@ -30,10 +30,12 @@ def test_every_content_link_is_tracked_and_names_its_target(
     named = {ref.link for ref in refs if ref is not None}
     assert {ref.edition_id for ref in refs if ref} == {7}
     assert {ref.subscriber_id for ref in refs if ref} == {42}
-    # Every link of the table is in the email (all six comparisons are full cards).
-    assert named == {target.link for target in table}
+    # Every link of the table is in the email (all six comparisons are full cards), but the
+    # open pixel's: open tracking is off by default.
+    assert named == {target.link for target in table if target.kind != LinkKind.OPEN}
+    assert PIXEL_TAIL not in message.html
     for target in table:
-        if target.kind != LinkKind.HONEYPOT:
+        if target.kind not in (LinkKind.HONEYPOT, LinkKind.OPEN):
             assert target.url.replace("&", "&amp;") not in message.html
     # Unsubscribe, preferences and vote links stay direct.
     assert "https://verdicts.example.com/unsubscribe/42." in message.html
