@@ -9,7 +9,8 @@ comparisons of 2026-W47 (UTC):
 - the MJML compile time of one edition (Jinja + MJML + CSS inlining; best and median of runs),
   and the whole variant compile (adds the text part and the slot split);
 - personalized messages per second, single process, for 100,000 recipients: the personalized
-  HTML + text (``personalize``: two signed links, greeting, both slot fills), complete
+  HTML + text (``personalize``: two signed links, greeting, both slot fills; also with the
+  open pixel of ``DIGEST_TRACK_OPENS``, and without votes and tracking), complete
   ``OutgoingMessage`` objects (``message_for``), and ``OutgoingMessage`` construction alone;
 - peak traced memory (tracemalloc) while personalizing 10,000 and 100,000 recipients, to show
   it does not grow with the recipient count.
@@ -67,19 +68,20 @@ def w47(directory: Path) -> list[ComparisonDoc]:
     return sorted(chosen, key=lambda doc: (doc.published_at, doc.slug))
 
 
-def settings() -> Settings:
+def settings(*, track_opens: bool = False) -> Settings:
     return Settings(
         _env_file=None,
         environment="test",
         database_url="sqlite://",
         secret_key="bench-secret-0123456789abcdef",
         base_url="https://verdicts.example.com",
+        track_opens=track_opens,
     )
 
 
-def renderer(docs: list[ComparisonDoc]) -> EditionRenderer:
+def renderer(docs: list[ComparisonDoc], *, track_opens: bool = False) -> EditionRenderer:
     return EditionRenderer(
-        settings(),
+        settings(track_opens=track_opens),
         docs,
         week=WEEK,
         archive_url="https://verdicts.example.com/editions/47",
@@ -216,6 +218,13 @@ def bench_throughput(docs: list[ComparisonDoc]) -> None:
         for person in people:
             personalize(variant, person)
 
+    with_pixel = renderer(docs, track_opens=True).variant_for([])
+    assert with_pixel is not None
+
+    def copies_with_pixel() -> None:
+        for person in people:
+            personalize(with_pixel, person)
+
     def copies_without_votes() -> None:
         for person in people:
             personalize(without_votes, person)
@@ -249,6 +258,7 @@ def bench_throughput(docs: list[ComparisonDoc]) -> None:
         copies,
         f"two signed links, greeting, {votes} vote links, {links} tracked links, both parts",
     )
+    _rate("  ... with the open pixel:", copies_with_pixel, "the above and its image (HTML only)")
     _rate("  ... vote links turned off:", copies_without_votes, f"and {links} tracked links")
     _rate("  ... and click tracking off:", plain_copies, "two signed links, greeting")
     _rate("complete messages:", messages, "the above plus OutgoingMessage and headers")

@@ -108,3 +108,40 @@ def test_email_keys_are_made_again_by_the_idna_2008_rule(empty_db_url: str) -> N
         assert suppressed == [("anna@straße.de",)]
     finally:
         engine.dispose()
+
+
+def test_link_tables_frozen_before_open_tracking_get_their_pixel(empty_db_url: str) -> None:
+    """An edition's table frozen under 0008 gains the open entry after its last link, once."""
+    upgrade(empty_db_url, "0008")
+    engine = create_engine(empty_db_url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(
+                sa.text(
+                    "INSERT INTO edition (id, newsletter, week, status, subject, created_at,"
+                    " ledger_complete) VALUES (5, 'n', '2026-W47', 'sent', 's',"
+                    " '2026-11-23 08:00:00', true)"
+                )
+            )
+            for link, kind, url in (
+                (0, "honeypot", "https://verdicts.example.com/"),
+                (1, "comparison", "https://verdicts.example.com/compare/a"),
+                (2, "tool", "https://alpha.example"),
+            ):
+                connection.execute(
+                    sa.text(
+                        "INSERT INTO edition_link (edition_id, link, kind, url)"
+                        " VALUES (5, :link, :kind, :url)"
+                    ),
+                    {"link": link, "kind": kind, "url": url},
+                )
+        upgrade(empty_db_url)
+        upgrade(empty_db_url)
+        with engine.connect() as connection:
+            rows = connection.execute(
+                sa.text("SELECT link, kind, url FROM edition_link ORDER BY link")
+            ).all()
+        assert [tuple(row) for row in rows][-1] == (3, "open", "https://verdicts.example.com/")
+        assert len(rows) == 4
+    finally:
+        engine.dispose()

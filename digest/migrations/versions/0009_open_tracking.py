@@ -1,7 +1,11 @@
-"""open tracking: open_hit, open_daily
+"""open tracking: open_hit, open_daily, and the open pixel in every frozen link table
 
 Revision ID: 0009
 Revises: 0008
+
+An edition's link table ends with its open pixel (``digest.render.links.link_table``); tables
+frozen before it existed get it here, numbered after their last link, so that the renderer's
+table and the stored one agree when such an edition is sent with open tracking on.
 """
 
 from collections.abc import Sequence
@@ -45,9 +49,18 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(["edition_id"], ["edition.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("edition_id", "day", "verdict", "reason"),
     )
+    op.execute(
+        "INSERT INTO edition_link (edition_id, link, kind, url)"
+        " SELECT pot.edition_id,"
+        " (SELECT max(last.link) + 1 FROM edition_link last"
+        " WHERE last.edition_id = pot.edition_id), 'open', pot.url"
+        " FROM edition_link pot WHERE pot.link = 0 AND NOT EXISTS"
+        " (SELECT 1 FROM edition_link o WHERE o.edition_id = pot.edition_id AND o.kind = 'open')"
+    )
 
 
 def downgrade() -> None:
+    op.execute("DELETE FROM edition_link WHERE kind = 'open'")
     op.drop_table("open_daily")
     op.drop_index(op.f("ix_open_hit_subscriber_id"), table_name="open_hit")
     op.drop_index("ix_open_hit_edition_at", table_name="open_hit")
