@@ -23,7 +23,7 @@ from sqlmodel import Session
 from starlette.applications import Starlette
 
 import digest.models
-from digest.config import Settings
+from digest.config import Settings, get_settings
 from digest.db import create_engine
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -39,6 +39,15 @@ def _development_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
     command it runs) that sets nothing is a development process."""
     if "DIGEST_ENVIRONMENT" not in os.environ:
         monkeypatch.setenv("DIGEST_ENVIRONMENT", "development")
+
+
+@pytest.fixture(autouse=True)
+def _fresh_process_settings() -> Iterator[None]:
+    """Commands run in-process read this test's environment, not the settings a previous
+    test's command cached for the process (``get_settings`` is cached)."""
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
 
 
 def _fixtures_dir() -> Path:

@@ -13,21 +13,12 @@ from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
 from digest.backends.memory import MemoryBackend
-from digest.config import Settings, get_settings
+from digest.config import Settings
 from digest.content.importer import import_paths
 from digest.editions.service import open_edition
 from digest.render.edition import subject_for
 from digest.web.app import create_app
 from subscribers.tokens import signer_from_settings
-
-
-@pytest.fixture(autouse=True)
-def _fresh_process_settings() -> Iterator[None]:
-    """Commands run here read this test's environment, not the settings a previous test's
-    command cached for the process."""
-    get_settings.cache_clear()
-    yield
-    get_settings.cache_clear()
 
 
 @pytest.fixture
