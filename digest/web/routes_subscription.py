@@ -221,6 +221,16 @@ def _subscribe_page(
     return render(request, "subscribe.html", context, status_code=status_code)
 
 
+def _subscriber_of(svc: WebServices, token: str, purpose: Purpose) -> Subscriber | None:
+    """The subscriber a link of ``purpose`` names; None when the token is not valid for it or
+    the subscriber no longer exists."""
+    subscriber_id = svc.signer.read(token, purpose)
+    if subscriber_id is None:
+        return None
+    with session_scope(svc.engine) as session:
+        return session.get(Subscriber, subscriber_id)
+
+
 # --- confirmation --------------------------------------------------------------------------
 
 
@@ -229,11 +239,7 @@ class ConfirmEndpoint(HTTPEndpoint):
         """The confirmation page: one button, and no change (link scanners follow GETs)."""
         svc = services(request)
         token = request.path_params["token"]
-        subscriber_id = svc.signer.read(token, Purpose.CONFIRM)
-        if subscriber_id is None:
-            return invalid_link(request)
-        with session_scope(svc.engine) as session:
-            subscriber = session.get(Subscriber, subscriber_id)
+        subscriber = _subscriber_of(svc, token, Purpose.CONFIRM)
         if subscriber is None:
             return invalid_link(request)
         if subscriber.status == Status.ACTIVE:
@@ -335,11 +341,7 @@ class PreferencesEndpoint(HTTPEndpoint):
     def get(self, request: Request) -> Response:
         svc = services(request)
         token = request.path_params["token"]
-        subscriber_id = svc.signer.read(token, Purpose.PREFERENCES)
-        if subscriber_id is None:
-            return invalid_link(request)
-        with session_scope(svc.engine) as session:
-            subscriber = session.get(Subscriber, subscriber_id)
+        subscriber = _subscriber_of(svc, token, Purpose.PREFERENCES)
         if subscriber is None:
             return invalid_link(request)
         context = {
