@@ -31,8 +31,12 @@ lint: $(DEVSTAMP)
 typecheck: $(DEVSTAMP)
 	$(BIN)/mypy digest subscribers
 
+# pytest's options: two worker processes (pytest-xdist) by default, as the suite's slowest tests
+# mostly wait; `make pytest PYTEST_ARGS=` runs it serially, in one process.
+PYTEST_ARGS ?= -n 2 --dist load
+
 pytest: $(DEVSTAMP)
-	$(BIN)/pytest
+	$(BIN)/pytest $(PYTEST_ARGS)
 
 test: lint typecheck pytest
 

@@ -281,7 +281,7 @@ OTHER_VARIABLES = frozenset(
         "DIGEST_HEARTBEAT_SECONDS",  # digest scheduler --heartbeat-seconds
         "DIGEST_TEMPLATES_DIR",  # digest/resources.py
         "DIGEST_EXAMPLES_DIR",  # digest/resources.py
-        "DIGEST_NPM_CACHE_DIR",  # the MJML validator used by the render tests
+        "DIGEST_NPM_CACHE_DIR",  # where the render tests install their npm tools
         "DIGEST_WEB_PORT",  # deploy/compose.yaml
         "DIGEST_IMAGE",  # deploy/compose.yaml
         "DIGEST_TEST_DATABASE_URL",  # the test suite

@@ -1,7 +1,8 @@
 """Shared fixtures: settings on a throw-away database, on SQLite always and PostgreSQL when asked.
 
 Set ``DIGEST_TEST_DATABASE_URL`` (``.ci/run`` does) to run every ``db_url``-based test a second
-time on PostgreSQL. Each test run gets its own schemas, so parallel runs never collide.
+time on PostgreSQL. Each test run gets its own schemas (each worker of a ``pytest -n`` run, too:
+session fixtures are per worker process), so parallel runs never collide.
 """
 
 from __future__ import annotations
@@ -31,6 +32,22 @@ SHARED_FIXTURES = REPO_ROOT.parent / "shared" / "fixtures"
 BUNDLED_EXAMPLES = REPO_ROOT / "examples"
 PG_URL = os.environ.get("DIGEST_TEST_DATABASE_URL")
 TEST_SECRET = "Jt7fQm2VxR9kLp4WzN8cYd3HbG6sKe1TqA5uXo0iMv"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the ``slow`` tests first, then the ``browser`` ones, each group in collection order.
+
+    The slow ones mostly wait (a provider outage, a stopped SMTP server, pacing, processes
+    killed and resumed): started first under ``pytest -n`` (``make test``), their waits overlap
+    the CPU-bound rest of the suite instead of ending it on one busy worker.
+    """
+
+    def rank(item: pytest.Item) -> int:
+        if item.get_closest_marker("slow"):
+            return 0
+        return 1 if item.get_closest_marker("browser") else 2
+
+    items.sort(key=rank)  # stable: collection order within each group
 
 
 @pytest.fixture(autouse=True)

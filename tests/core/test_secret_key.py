@@ -125,7 +125,7 @@ def test_config_new_secret_prints_a_usable_key(production: None) -> None:
         (None, "placeholder (development only)"),
         ("change-me", "placeholder (development only)"),
         ("aaaaaaaaaaaaaaaa", "weak: development only"),
-        (new_secret(), "********"),
+        pytest.param(new_secret(), "********", id="new-secret"),  # an id every worker shares
     ],
 )
 def test_config_show_says_placeholder(

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+from npm_tools import npm_package
 from render_support import (
     ARCHIVE,
     READER,
-    REPO_ROOT,
     SEED_SLUG,
     W47,
     RendererFactory,
@@ -31,7 +29,6 @@ from digest.render.mjml import MjmlCompiler
 
 # The official MJML CLI in both supported major versions, each in its own npm prefix.
 MJML_VERSIONS = {"4.18.0": "npm-mjml", "5.4.1": "npm-mjml5"}
-MJML_CACHE = Path(os.environ.get("DIGEST_NPM_CACHE_DIR", REPO_ROOT / ".cache"))
 
 
 def _w47_variant(settings: Settings, engine: Engine, comparisons_dir: Path) -> CompiledVariant:
@@ -113,22 +110,7 @@ def test_toss_up_is_shown_for_focusloom_vs_calendrift(
 
 def _mjml_cli(version: str) -> Path:
     """The official MJML CLI, installed with npm into the repository's cache on first use."""
-    prefix = MJML_CACHE / MJML_VERSIONS[version]
-    binary = prefix / "node_modules" / ".bin" / "mjml"
-    if binary.exists():
-        return binary
-    npm = shutil.which("npm")
-    if npm is None:
-        pytest.skip("npm is not installed: cannot install the official MJML validator")
-    prefix.mkdir(parents=True, exist_ok=True)
-    subprocess.run(
-        [npm, "install", "--prefix", str(prefix), f"mjml@{version}", "--no-audit",
-         "--no-fund", "--loglevel=error"],
-        check=True,
-        timeout=600,
-    )  # fmt: skip
-    assert binary.exists()
-    return binary
+    return npm_package(MJML_VERSIONS[version], f"mjml@{version}", ".bin/mjml")
 
 
 MJML = pytest.mark.parametrize("version", list(MJML_VERSIONS))
