@@ -22,17 +22,13 @@ from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import IntegrityError
 
-from digest.clicks.models import EditionLink, OpenDaily, OpenHit
+from digest.clicks.models import OpenDaily, OpenHit
 from digest.clicks.rules import AUTOMATED, HUMAN, Hit, classify_open
-from digest.clicks.store import USER_AGENT_CHARS, fold_into_daily
-from subscribers.models import Subscriber
+from digest.clicks.store import USER_AGENT_CHARS, fold_into_daily, insert_existing
 
 OPEN = cast(sa.Table, sa.inspect(OpenHit).local_table)
 OPEN_DAILY = cast(sa.Table, sa.inspect(OpenDaily).local_table)
-LINK = cast(sa.Table, sa.inspect(EditionLink).local_table)
-SUBSCRIBER = cast(sa.Table, sa.inspect(Subscriber).local_table)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,29 +62,9 @@ def _row(fetch: RawOpen) -> dict[str, Any]:
 def record(connection: Connection, fetches: Sequence[RawOpen]) -> int:
     """Classify and insert ``fetches``; those of an edition or subscriber that no longer exists,
     or of a subscriber who turned tracking off, are dropped. How many were stored."""
-    if not fetches:
-        return 0
-    subscribers = {fetch.subscriber_id for fetch in fetches}
-    editions = {fetch.edition_id for fetch in fetches}
-    tracked = set(
-        connection.execute(
-            sa.select(SUBSCRIBER.c.id).where(
-                SUBSCRIBER.c.id.in_(subscribers), SUBSCRIBER.c.track_clicks.is_(True)
-            )
-        ).scalars()
+    return insert_existing(
+        connection, OPEN, [(fetch, _row(fetch)) for fetch in fetches], tracking_only=True
     )
-    linked = set(
-        connection.execute(
-            sa.select(LINK.c.edition_id).where(LINK.c.edition_id.in_(editions)).distinct()
-        ).scalars()
-    )
-    rows = [_row(f) for f in fetches if f.subscriber_id in tracked and f.edition_id in linked]
-    if rows:
-        try:
-            connection.execute(OPEN.insert(), rows)
-        except IntegrityError:  # pragma: no cover - an erasure between the check and the insert
-            return 0
-    return len(rows)
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple, cast
+from typing import Any, NamedTuple, Protocol, cast
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -82,30 +82,49 @@ def _row(hit: RawHit) -> dict[str, Any]:
     }
 
 
-def record(connection: Connection, hits: Sequence[RawHit]) -> int:
-    """Insert ``hits``; those naming a subscriber or edition that no longer exists are dropped.
-    How many were stored."""
-    if not hits:
+class _Recorded(Protocol):
+    @property
+    def edition_id(self) -> int: ...
+
+    @property
+    def subscriber_id(self) -> int: ...
+
+
+def insert_existing(
+    connection: Connection,
+    table: sa.Table,
+    rows: Sequence[tuple[_Recorded, dict[str, Any]]],
+    *,
+    tracking_only: bool = False,
+) -> int:
+    """Insert the row of each recorded fetch whose subscriber and edition (with a link table)
+    still exist and, with ``tracking_only``, whose subscriber still tracks; how many were
+    stored. Shared by click hits and pixel fetches (``digest.clicks.opens``)."""
+    if not rows:
         return 0
-    subscribers = {hit.subscriber_id for hit in hits}
-    editions = {hit.edition_id for hit in hits}
-    known = set(
-        connection.execute(
-            sa.select(SUBSCRIBER.c.id).where(SUBSCRIBER.c.id.in_(subscribers))
-        ).scalars()
-    )
+    who: sa.ColumnElement[bool] = SUBSCRIBER.c.id.in_({seen.subscriber_id for seen, _ in rows})
+    if tracking_only:
+        who = sa.and_(who, SUBSCRIBER.c.track_clicks.is_(True))
+    known = set(connection.execute(sa.select(SUBSCRIBER.c.id).where(who)).scalars())
+    editions = {seen.edition_id for seen, _ in rows}
     linked = set(
         connection.execute(
             sa.select(LINK.c.edition_id).where(LINK.c.edition_id.in_(editions)).distinct()
         ).scalars()
     )
-    rows = [_row(h) for h in hits if h.subscriber_id in known and h.edition_id in linked]
-    if rows:
+    kept = [row for seen, row in rows if seen.subscriber_id in known and seen.edition_id in linked]
+    if kept:
         try:
-            connection.execute(HIT.insert(), rows)
+            connection.execute(table.insert(), kept)
         except IntegrityError:  # pragma: no cover - an erasure between the check and the insert
             return 0
-    return len(rows)
+    return len(kept)
+
+
+def record(connection: Connection, hits: Sequence[RawHit]) -> int:
+    """Insert ``hits``; those naming a subscriber or edition that no longer exists are dropped.
+    How many were stored."""
+    return insert_existing(connection, HIT, [(hit, _row(hit)) for hit in hits])
 
 
 def classify_edition(
