@@ -30,7 +30,7 @@ import html
 import re
 from abc import abstractmethod
 from collections import deque
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -54,9 +54,13 @@ from digest.message import OutgoingMessage
 if TYPE_CHECKING:
     from digest.config import Settings
 
-# Request bodies go out in pieces of this size: httpcore copies the unsent rest of a ``bytes``
-# body after every partial socket write, which is quadratic for the tens of MB of a batch.
+# Request bodies go out in pieces of at most this size: httpcore copies the unsent rest of a
+# ``bytes`` body after every partial socket write, which is quadratic for tens of MB.
 BODY_PIECE = 1 << 20
+# A JSON array's elements are joined into chunks of about this size as they are written: one
+# socket write (and one GIL round trip) per chunk instead of several per message, and chunks
+# below glibc's mmap threshold (256 KB), whose memory is reused rather than mapped afresh.
+CHUNK_BYTES = 192 * 1024
 
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.ProxyError)
 _MISCONFIGURED = (httpx.UnsupportedProtocol, httpx.InvalidURL)
@@ -67,7 +71,7 @@ _TAG_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 class ApiCall:
     """One HTTP request carrying some messages of a batch (``indexes`` into the batch).
 
-    The body is one of: ``form`` (URL-encoded), ``elements`` (a JSON array whose elements
+    The body is one of: ``form`` (URL-encoded), ``array`` (a JSON array whose elements
     ``plan`` encoded already, to split calls by their exact size), or ``json`` (any value).
     """
 
@@ -76,34 +80,79 @@ class ApiCall:
     json: Any = None
     form: list[tuple[str, str]] | None = None
     headers: dict[str, str] = field(default_factory=dict)
-    elements: list[bytes] | None = None
+    array: JsonArray | None = None
 
-    def encode(self) -> tuple[list[bytes], str]:
-        """The request body, in pieces, and its content type.
-
-        A JSON array goes out element by element, never joined into one buffer: a batch of
-        digests is tens of MB, and a buffer that size is a fresh allocation (page faults)
-        for every call, besides the copy.
-        """
+    def encode(self) -> tuple[Body, str]:
+        """The request body and its content type."""
         if self.form is not None:
-            return [urlencode(self.form).encode("ascii")], "application/x-www-form-urlencoded"
-        if self.elements is not None:
-            return json_array(self.elements), "application/json"
+            return Body.of(
+                urlencode(self.form).encode("ascii")
+            ), "application/x-www-form-urlencoded"
+        if self.array is not None:
+            return self.array, "application/json"
         if isinstance(self.json, list):
-            return json_array([orjson.dumps(item) for item in self.json]), "application/json"
-        return [orjson.dumps(self.json)], "application/json"
+            array = JsonArray()
+            for item in self.json:
+                array.append([encoded := orjson.dumps(item)], len(encoded))
+            return array, "application/json"
+        return Body.of(orjson.dumps(self.json)), "application/json"
 
 
-def json_array(elements: Sequence[bytes]) -> list[bytes]:
-    """The pieces of the JSON array of these encoded elements (``b"".join`` gives it whole)."""
-    pieces = [b"["]
-    for element in elements:
-        pieces.append(element)
-        pieces.append(b",")
-    if elements:
-        pieces.pop()
-    pieces.append(b"]")
-    return pieces
+class Body:
+    """A request body: its length, and its bytes in pieces (``iter`` may be called again)."""
+
+    __slots__ = ("_pieces", "length")
+
+    def __init__(self, pieces: Sequence[bytes], length: int) -> None:
+        self._pieces = pieces
+        self.length = length
+
+    @classmethod
+    def of(cls, data: bytes) -> Body:
+        return cls([data], len(data))
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self._pieces)
+
+
+class JsonArray(Body):
+    """A JSON array of encoded elements, each kept as the pieces it was encoded in.
+
+    Nothing is joined until the body is written, and then a chunk (``CHUNK_BYTES``) at a
+    time: a batch of digests is tens of MB, which would otherwise be held twice (the pieces
+    and the joined body) and copied into a fresh allocation for every call.
+    """
+
+    __slots__ = ("elements", "sizes")
+
+    def __init__(self) -> None:
+        super().__init__((), 2)  # the brackets
+        self.elements: list[Sequence[bytes]] = []
+        self.sizes: list[int] = []
+
+    def size_with(self, size: int) -> int:
+        """The array's length once an element of ``size`` bytes is appended."""
+        return self.length + size + (1 if self.elements else 0)
+
+    def append(self, pieces: Sequence[bytes], size: int) -> None:
+        """Append an element given as ``pieces`` that are ``size`` bytes together."""
+        self.length = self.size_with(size)
+        self.elements.append(pieces)
+        self.sizes.append(size)
+
+    def __iter__(self) -> Iterator[bytes]:
+        chunk: list[bytes] = [b"["]
+        filled = 1
+        for index, (pieces, size) in enumerate(zip(self.elements, self.sizes, strict=True)):
+            if filled and filled + size > CHUNK_BYTES:
+                yield b"".join(chunk)
+                chunk, filled = [], 0
+            if index:
+                chunk.append(b",")
+            chunk.extend(pieces)
+            filled += size + 1
+        chunk.append(b"]")
+        yield b"".join(chunk)
 
 
 class HttpBackend(EmailBackend):
@@ -162,9 +211,8 @@ class HttpBackend(EmailBackend):
         """From a non-2xx answer, the messages that alone caused it (none by default)."""
         return {}
 
-    def sign(self, url: str, headers: dict[str, str], body: Sequence[bytes]) -> None:
-        """Add request-specific authentication to ``headers`` (for signed APIs); ``body`` is
-        the request body in pieces."""
+    def sign(self, url: str, headers: dict[str, str], body: Body) -> None:
+        """Add request-specific authentication to ``headers`` (for signed APIs)."""
 
     def error_for(self, response: httpx.Response) -> BackendError:
         """The error a non-2xx answer stands for; providers refine it for their own codes."""
@@ -233,15 +281,15 @@ class HttpBackend(EmailBackend):
 
     def post(self, call: ApiCall) -> httpx.Response:
         """Send one call; transport failures come back as backend errors."""
-        pieces, content_type = call.encode()
+        body, content_type = call.encode()
         url = self.base_url + call.path
         headers = {"Accept": "application/json", "Content-Type": content_type}
         headers.update(self.auth_headers())
         headers.update(call.headers)
-        self.sign(url, headers, pieces)
-        headers["Content-Length"] = str(sum(map(len, pieces)))
+        self.sign(url, headers, body)
+        headers["Content-Length"] = str(body.length)
         try:
-            return self.client.post(url, content=_writable(pieces), headers=headers)
+            return self.client.post(url, content=_writable(body), headers=headers)
         except _NOT_SENT as exc:
             raise RetryableError(
                 f"could not reach {self.provider} ({type(exc).__name__}: {exc}); nothing was sent"
@@ -349,7 +397,7 @@ def html_variant(value: str) -> str:
     return html.escape(value, quote=True)
 
 
-def _writable(pieces: Sequence[bytes]) -> Iterator[bytes]:
+def _writable(pieces: Iterable[bytes]) -> Iterator[bytes]:
     """The pieces, the large ones as views of at most ``BODY_PIECE`` (views, not slices: no
     piece is copied; the socket layer takes any bytes-like object)."""
     for piece in pieces:

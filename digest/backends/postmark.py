@@ -16,7 +16,7 @@ import httpx
 import orjson
 
 from digest.backends.base import ResultStatus, SendResult
-from digest.backends.http import ApiCall, ApiKeyBackend
+from digest.backends.http import ApiCall, ApiKeyBackend, JsonArray
 from digest.backends.json_strings import body_pieces
 from digest.message import OutgoingMessage, format_address, parse_address
 
@@ -58,9 +58,7 @@ class PostmarkBackend(ApiKeyBackend):
         a call is split on its exact size."""
         stream = self.message_stream
         calls: list[ApiCall] = []
-        elements: list[bytes] = []
-        call_indexes: list[int] = []
-        size = 2  # the array's brackets
+        array, call_indexes = JsonArray(), list[int]()
         for index in indexes:
             message = messages[index]
             headers = [{"Name": k, "Value": v} for k, v in message.headers.items()]
@@ -78,24 +76,22 @@ class PostmarkBackend(ApiKeyBackend):
             html, text = body_pieces(message)
             # orjson.dumps({**head, "HtmlBody": html, "TextBody": text, **tail}), byte for
             # byte, with the bodies escaped once per template (digest.backends.json_strings).
-            element = b"".join(
-                [
-                    orjson.dumps(head)[:-1],
-                    b',"HtmlBody":"',
-                    *html,
-                    b'","TextBody":"',
-                    *text,
-                    b'",',
-                    orjson.dumps(tail)[1:],
-                ]
-            )
-            if elements and size + 1 + len(element) > MAX_CALL_BYTES:
-                calls.append(ApiCall(call_indexes, "/email/batch", elements=elements))
-                elements, call_indexes, size = [], [], 2
-            size += len(element) + (1 if elements else 0)
-            elements.append(element)
+            element = [
+                orjson.dumps(head)[:-1],
+                b',"HtmlBody":"',
+                *html,
+                b'","TextBody":"',
+                *text,
+                b'",',
+                orjson.dumps(tail)[1:],
+            ]
+            size = sum(map(len, element))
+            if call_indexes and array.size_with(size) > MAX_CALL_BYTES:
+                calls.append(ApiCall(call_indexes, "/email/batch", array=array))
+                array, call_indexes = JsonArray(), list[int]()
+            array.append(element, size)
             call_indexes.append(index)
-        calls.append(ApiCall(call_indexes, "/email/batch", elements=elements))
+        calls.append(ApiCall(call_indexes, "/email/batch", array=array))
         return calls
 
     def parse(

@@ -24,7 +24,7 @@ import orjson
 from digest.backends import sigv4
 from digest.backends.base import ResultStatus, SendResult, require_setting
 from digest.backends.errors import BackendError, PermanentError, RateLimitedError
-from digest.backends.http import ApiCall, HttpBackend, parse_retry_after, tag_value
+from digest.backends.http import ApiCall, Body, HttpBackend, parse_retry_after, tag_value
 from digest.backends.mime import build_mime, to_bytes
 from digest.message import OutgoingMessage
 
@@ -131,7 +131,7 @@ class SesBackend(HttpBackend):
             )
         return rate if rate is None or rate > 0 else None
 
-    def sign(self, url: str, headers: dict[str, str], body: Sequence[bytes]) -> None:
+    def sign(self, url: str, headers: dict[str, str], body: Body) -> None:
         headers.update(
             sigv4.sign(
                 "POST",

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 from backend_fakes import FakeApi, build_batch, build_message, json_response
 
@@ -22,7 +23,7 @@ from digest.backends.errors import (
     RateLimitedError,
     RetryableError,
 )
-from digest.backends.http import HttpBackend, parse_retry_after
+from digest.backends.http import CHUNK_BYTES, HttpBackend, JsonArray, parse_retry_after
 from digest.backends.mailgun import MailgunBackend
 from digest.backends.postmark import PostmarkBackend
 from digest.backends.registry import get_backend
@@ -244,3 +245,24 @@ def test_format_address() -> None:
     assert format_address("a@example.com", "J. Doe") == '"J. Doe" <a@example.com>'
     assert format_address("a@example.com", 'Say "hi"') == '"Say \\"hi\\"" <a@example.com>'
     assert format_address("a@example.com", "Zoë").startswith("=?utf-8?")
+
+
+def test_a_json_array_is_written_in_chunks_of_whole_elements() -> None:
+    sizes = [70_000, 5, 120_000, 300_000, 1, 64_000, 64_000, 64_000, 0]
+    items = [f"{n:03d}" + "x" * size for n, size in enumerate(sizes)]
+    array = JsonArray()
+    for item in items:
+        encoded = orjson.dumps(item)
+        # An element may come in several pieces; they are joined only as the body is written.
+        array.append([encoded[:3], encoded[3:]], len(encoded))
+
+    chunks = list(array)
+
+    assert b"".join(chunks) == orjson.dumps(items)
+    assert array.length == len(orjson.dumps(items))
+    assert list(array) == chunks  # a body can be written again (a retried call)
+    assert 1 < len(chunks) < len(items)
+    for chunk in chunks:
+        # A chunk stays under CHUNK_BYTES unless one element alone is larger.
+        assert len(chunk) <= CHUNK_BYTES or chunk.count(b'"') <= 2 + 2
+    assert orjson.loads(b"".join(list(JsonArray()))) == []
