@@ -14,7 +14,6 @@ a digest, above glibc's mmap threshold, so mapped and unmapped again for every m
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from operator import itemgetter
@@ -26,45 +25,55 @@ from digest.message import BodyTemplate, OutgoingMessage
 
 @dataclass(frozen=True, slots=True)
 class _EscapedTemplate:
-    """A template's literal chunks escaped, and how to lay out a message's escaped values
-    among them: piece ``k`` of the body is ``(literals + values)[order[k]]``."""
+    """A template's literal text escaped, split at its slots: the escaped body is
+    ``literals[0] + value(slots[0]) + literals[1] + ... + literals[-1]`` (a literal is empty
+    where two slots meet)."""
 
-    literals: list[bytes]
-    order: tuple[int, ...]
+    literals: tuple[bytes, ...]  # one more than there are slots
     slots: tuple[int, ...]  # the value index of each slot, in body order
-    literal_length: int
+    literal_length: int  # characters of literal text (of the unescaped body)
 
     @classmethod
-    @functools.lru_cache(maxsize=256)
     def of(cls, template: BodyTemplate) -> _EscapedTemplate:
-        literals: list[bytes] = []
-        order: list[int] = []
+        literals = [b""]
+        slots: list[int] = []
         slot_at = dict(template.positions)
-        count = len(template.literals)
         for position, chunk in enumerate(template.chunks):
             if chunk is None:
-                order.append(count + slot_at[position])
+                slots.append(slot_at[position])
+                literals.append(b"")
             else:
-                order.append(len(literals))
-                literals.append(_escaped(chunk))
-        slots = tuple(slot_at[position] for position in sorted(slot_at))
-        return cls(literals, tuple(order), slots, template.size)
+                literals[-1] += _escaped(chunk)
+        return cls(tuple(literals), tuple(slots), template.size)
 
     def fill(self, body: str, values: Sequence[str]) -> list[bytes] | None:
         """The escaped pieces of ``body``; None when ``body`` is not this template filled
         with ``values`` (its length differs: replaced after rendering)."""
-        if not self.slots:
+        slots = self.slots
+        if not slots:
             return list(self.literals) if len(body) == self.literal_length else None
-        if len(self.slots) == 1:
-            picked: Sequence[str] = [values[self.slots[0]]]
-        else:
-            picked = itemgetter(*self.slots)(values)
+        picked = [values[slots[0]]] if len(slots) == 1 else itemgetter(*slots)(values)
         if len(body) != self.literal_length + sum(map(len, picked)):
             return None
-        combined = self.literals + _escaped_all(values)
-        if len(self.order) == 1:
-            return [combined[self.order[0]]]
-        return list(itemgetter(*self.order)(combined))
+        pieces: list[bytes] = [b""] * (2 * len(slots) + 1)
+        pieces[0::2] = self.literals
+        pieces[1::2] = _escaped_all(picked)
+        return pieces
+
+
+# Templates by identity: every message of a variant shares its two template objects, and
+# hashing a template by value (hundreds of chunks) would cost more than filling it.
+_ESCAPED: dict[int, tuple[BodyTemplate, _EscapedTemplate]] = {}
+_ESCAPED_MAX = 256
+
+
+def _escaped_template(template: BodyTemplate) -> _EscapedTemplate:
+    known = _ESCAPED.get(id(template))
+    if known is None or known[0] is not template:
+        if len(_ESCAPED) >= _ESCAPED_MAX:
+            _ESCAPED.clear()
+        known = _ESCAPED[id(template)] = (template, _EscapedTemplate.of(template))
+    return known[1]
 
 
 def _escaped(text: str) -> bytes:
@@ -84,7 +93,7 @@ def escaped_pieces(body: str, template: BodyTemplate | None, values: Sequence[st
     ``values`` when ``body`` was made from them (its length is checked, so a body replaced
     after rendering is escaped as it is), else from ``body`` itself."""
     if template is not None:
-        pieces = _EscapedTemplate.of(template).fill(body, values)
+        pieces = _escaped_template(template).fill(body, values)
         if pieces is not None:
             return pieces
     return [_escaped(body)]

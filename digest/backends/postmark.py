@@ -9,7 +9,7 @@ metadata in ``Metadata``, the stream in ``MessageStream``.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import httpx
@@ -102,17 +102,17 @@ class PostmarkBackend(ApiKeyBackend):
             raise self.malformed(response, "not one entry per message")
         results = []
         for index, entry in zip(call.indexes, answer, strict=True):
-            if not isinstance(entry, Mapping):
+            if not isinstance(entry, dict):  # JSON objects decode to dicts
                 raise self.malformed(response, "not a list of objects")
             message_id = messages[index].message_id
             code = entry.get("ErrorCode", 0)
-            text = str(entry.get("Message", ""))
             if code == 0:
                 provider_id = entry.get("MessageID")
                 if not isinstance(provider_id, str):
                     raise self.malformed(response, "missing a MessageID")
                 results.append(SendResult(message_id, ResultStatus.ACCEPTED, provider_id))
             else:
+                text = str(entry.get("Message", ""))
                 hard = code == INACTIVE_RECIPIENT or (
                     code == INVALID_EMAIL_REQUEST and bool(_RECIPIENT_PROBLEM.search(text))
                 )

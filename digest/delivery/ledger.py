@@ -54,14 +54,14 @@ import socket
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from digest.db import aware, immediate_session, session_scope, utcnow
-from digest.delivery.bulk import db_timestamp, executemany
+from digest.delivery.bulk import db_timestamp, driver_sql, executemany
 from digest.delivery.guards import Guards, Hold
 from digest.delivery.local_time import LocalSchedule, state_key
 from digest.delivery.models import Delivery, DeliveryState
@@ -91,9 +91,9 @@ OPEN_STATES = (
 CLAIMABLE = (str(DeliveryState.PENDING), str(DeliveryState.DEFERRED))
 
 
-@dataclass(frozen=True, slots=True)
-class ClaimedRow:
-    """A ledger row this worker now holds, with what it takes to build the message."""
+class ClaimedRow(NamedTuple):
+    """A ledger row this worker now holds, with what it takes to build the message (a named
+    tuple: a claim makes hundreds of them at a time)."""
 
     id: int
     edition_id: int
@@ -443,55 +443,84 @@ def _take(
     lease_seconds: float,
 ) -> int:
     """One UPDATE of the first ``limit`` due pending rows; how many were taken."""
-    candidates = (
-        sa.select(DELIVERY.c.id)
-        .where(
-            DELIVERY.c.edition_id == edition_id,
-            DELIVERY.c.state.in_(CLAIMABLE),
-            sa.or_(DELIVERY.c.not_before.is_(None), DELIVERY.c.not_before <= now),
-        )
-        .order_by(DELIVERY.c.id)
-        .limit(limit)
-    )
-    if session.get_bind().dialect.name == "postgresql":
-        candidates = candidates.with_for_update(skip_locked=True)
     result = session.connection().execute(
-        sa.update(DELIVERY)
-        .where(DELIVERY.c.id.in_(candidates.scalar_subquery()))
-        .values(
-            state=str(DeliveryState.CLAIMED),
-            worker=worker,
-            lease_expires_at=now + dt.timedelta(seconds=lease_seconds),
-            updated_at=now,
-        )
+        _take_statement(session.get_bind().dialect.name),
+        {
+            "b_edition": edition_id,
+            "b_worker": worker,
+            "b_limit": limit,
+            "b_now": now,
+            "b_lease": now + dt.timedelta(seconds=lease_seconds),
+        },
     )
     return int(result.rowcount)
 
 
-def _mailable_rows(session: Session, edition_id: int, worker: str) -> list[ClaimedRow]:
-    """The rows just taken whose subscriber may still be mailed, by the subscribers package's
-    own rule (``mailable_subscribers_query``), with the subscriber's current address and name."""
+# The statements of every claim are built once per dialect (building one costs more than the
+# database's own work for a batch), with bound parameters for what changes.
+
+
+@functools.cache
+def _take_statement(dialect: str) -> sa.Update:
+    now = sa.bindparam("b_now", type_=DELIVERY.c.updated_at.type)
+    candidates = (
+        sa.select(DELIVERY.c.id)
+        .where(
+            DELIVERY.c.edition_id == sa.bindparam("b_edition"),
+            DELIVERY.c.state.in_(CLAIMABLE),
+            sa.or_(DELIVERY.c.not_before.is_(None), DELIVERY.c.not_before <= now),
+        )
+        .order_by(DELIVERY.c.id)
+        .limit(sa.bindparam("b_limit", literal_execute=False))
+    )
+    if dialect == "postgresql":
+        candidates = candidates.with_for_update(skip_locked=True)
+    return (
+        sa.update(DELIVERY)
+        .where(DELIVERY.c.id.in_(candidates.scalar_subquery()))
+        .values(
+            state=str(DeliveryState.CLAIMED),
+            worker=sa.bindparam("b_worker"),
+            lease_expires_at=sa.bindparam("b_lease", type_=DELIVERY.c.lease_expires_at.type),
+            updated_at=now,
+        )
+    )
+
+
+@functools.cache
+def _mailable_statement() -> sa.Select[Any]:
+    """The rows a holder took whose subscriber may still be mailed, by the subscribers
+    package's own rule (``mailable_subscribers_query``), with the current address and name."""
     mailable = mailable_subscribers_query().order_by(None).subquery()
+    return (
+        sa.select(
+            DELIVERY.c.id,
+            DELIVERY.c.subscriber_id,
+            DELIVERY.c.email,
+            DELIVERY.c.variant,
+            DELIVERY.c.message_id,
+            DELIVERY.c.attempts,
+            mailable.c.email,
+            mailable.c.name,
+            mailable.c.first_name,
+            mailable.c.vote_links,
+            mailable.c.track_clicks,
+        )
+        .join(mailable, mailable.c.id == DELIVERY.c.subscriber_id)
+        .where(
+            DELIVERY.c.edition_id == sa.bindparam("b_edition"),
+            DELIVERY.c.state == str(DeliveryState.CLAIMED),
+            DELIVERY.c.worker == sa.bindparam("b_worker"),
+        )
+        .order_by(DELIVERY.c.id)
+    )
+
+
+def _mailable_rows(session: Session, edition_id: int, worker: str) -> list[ClaimedRow]:
+    """The rows just taken whose subscriber may still be mailed (``_mailable_statement``)."""
     rows = (
         session.connection()
-        .execute(
-            sa.select(
-                DELIVERY.c.id,
-                DELIVERY.c.subscriber_id,
-                DELIVERY.c.email,
-                DELIVERY.c.variant,
-                DELIVERY.c.message_id,
-                DELIVERY.c.attempts,
-                mailable.c.email,
-                mailable.c.name,
-                mailable.c.first_name,
-                mailable.c.vote_links,
-                mailable.c.track_clicks,
-            )
-            .join(mailable, mailable.c.id == DELIVERY.c.subscriber_id)
-            .where(_held_by(edition_id, worker))
-            .order_by(DELIVERY.c.id)
-        )
+        .execute(_mailable_statement(), {"b_edition": edition_id, "b_worker": worker})
         .all()
     )
     claimed = [
@@ -504,9 +533,9 @@ def _mailable_rows(session: Session, edition_id: int, worker: str) -> list[Claim
             variant,
             message_id,
             attempts,
-            first_name=first,
-            vote_links=votes,
-            track_clicks=track,
+            first,
+            votes,
+            track,
         )
         for (
             row_id,
@@ -603,27 +632,30 @@ def mark_started(
     attempt counts by id. A row left out was taken over (lease expired) or its edition was
     cancelled: it must not be sent.
     """
+    if not ids:
+        return {}
     now = now or utcnow()
-    result = session.connection().execute(
-        sa.update(DELIVERY)
-        .where(
-            DELIVERY.c.id.in_(list(ids)),
-            DELIVERY.c.state == str(DeliveryState.CLAIMED),
-            DELIVERY.c.worker == worker,
-            sa.exists().where(
-                EDITION.c.id == DELIVERY.c.edition_id,
-                EDITION.c.status == str(EditionStatus.SENDING),
-            ),
-        )
-        .values(
-            attempts=DELIVERY.c.attempts + 1,
-            attempt_started_at=now,
-            lease_expires_at=now + dt.timedelta(seconds=lease_seconds),
-            updated_at=now,
-        )
-        .returning(DELIVERY.c.id, DELIVERY.c.attempts)
+    connection = session.connection()
+    stamp = db_timestamp(connection, DELIVERY.c.updated_at, now)
+    lease = db_timestamp(
+        connection, DELIVERY.c.lease_expires_at, now + dt.timedelta(seconds=lease_seconds)
+    )
+    result = connection.exec_driver_sql(
+        driver_sql(connection, MARK_STARTED.format(ids=",".join(str(int(i)) for i in ids))),
+        (stamp, lease, stamp, worker),
     )
     return {int(row[0]): int(row[1]) for row in result}
+
+
+# The ids are integers written into the statement: one statement for a whole call, without
+# binding each id as a parameter of its own.
+MARK_STARTED = (
+    "UPDATE delivery SET attempts = attempts + 1, attempt_started_at = ?,"
+    " lease_expires_at = ?, updated_at = ?"
+    " WHERE id IN ({ids}) AND state = 'claimed' AND worker = ? AND EXISTS"
+    " (SELECT 1 FROM edition WHERE edition.id = delivery.edition_id"
+    " AND edition.status = 'sending') RETURNING id, attempts"
+)
 
 
 def release(

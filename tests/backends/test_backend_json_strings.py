@@ -99,5 +99,6 @@ def test_values_that_look_like_the_array_separator_are_escaped_apart(shift: int)
     template = BodyTemplate(tuple(chunks), tuple(positions))
     body = template.fill(values)
     pieces = escaped_pieces(body, template, values)
-    assert len(pieces) == len(chunks)  # made from the template, not escaped whole
+    # Made from the template (a piece per slot and per literal run), not escaped whole.
+    assert len(pieces) == 2 * len(positions) + 1
     assert b"".join(pieces) == orjson.dumps(body)[1:-1]
