@@ -17,10 +17,23 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from operator import itemgetter
+from typing import NamedTuple
 
 import orjson
 
 from digest.message import BodyTemplate, OutgoingMessage
+
+
+class Escaped(NamedTuple):
+    """A string JSON-escaped, without its quotes: ``b"".join(pieces)``, ``size`` bytes long."""
+
+    pieces: list[bytes]
+    size: int
+
+    @classmethod
+    def of(cls, text: str) -> Escaped:
+        escaped = _escaped(text)
+        return cls([escaped], len(escaped))
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +45,7 @@ class _EscapedTemplate:
     literals: tuple[bytes, ...]  # one more than there are slots
     slots: tuple[int, ...]  # the value index of each slot, in body order
     literal_length: int  # characters of literal text (of the unescaped body)
+    literal_bytes: int  # bytes of escaped literal text
 
     @classmethod
     def of(cls, template: BodyTemplate) -> _EscapedTemplate:
@@ -44,21 +58,24 @@ class _EscapedTemplate:
                 literals.append(b"")
             else:
                 literals[-1] += _escaped(chunk)
-        return cls(tuple(literals), tuple(slots), template.size)
+        return cls(tuple(literals), tuple(slots), template.size, sum(map(len, literals)))
 
-    def fill(self, body: str, values: Sequence[str]) -> list[bytes] | None:
-        """The escaped pieces of ``body``; None when ``body`` is not this template filled
-        with ``values`` (its length differs: replaced after rendering)."""
+    def fill(self, body: str, values: Sequence[str]) -> Escaped | None:
+        """``body`` escaped; None when ``body`` is not this template filled with ``values``
+        (its length differs: replaced after rendering)."""
         slots = self.slots
         if not slots:
-            return list(self.literals) if len(body) == self.literal_length else None
-        picked = [values[slots[0]]] if len(slots) == 1 else itemgetter(*slots)(values)
-        if len(body) != self.literal_length + sum(map(len, picked)):
+            if len(body) != self.literal_length:
+                return None
+            return Escaped(list(self.literals), self.literal_bytes)
+        pick = (lambda items: [items[slots[0]]]) if len(slots) == 1 else itemgetter(*slots)
+        if len(body) != self.literal_length + sum(map(len, pick(values))):
             return None
+        placed = pick(_escaped_all(values))  # each value escaped once, placed at every use
         pieces: list[bytes] = [b""] * (2 * len(slots) + 1)
         pieces[0::2] = self.literals
-        pieces[1::2] = _escaped_all(picked)
-        return pieces
+        pieces[1::2] = placed
+        return Escaped(pieces, self.literal_bytes + len(b"".join(placed)))
 
 
 # Templates by identity: every message of a variant shares its two template objects, and
@@ -88,22 +105,22 @@ def _escaped_all(values: Sequence[str]) -> list[bytes]:
     return orjson.dumps(list(values))[2:-2].split(b'","')
 
 
-def escaped_pieces(body: str, template: BodyTemplate | None, values: Sequence[str]) -> list[bytes]:
-    """``body`` JSON-escaped, without the quotes, as pieces to join: from ``template`` and
-    ``values`` when ``body`` was made from them (its length is checked, so a body replaced
-    after rendering is escaped as it is), else from ``body`` itself."""
+def escaped_pieces(body: str, template: BodyTemplate | None, values: Sequence[str]) -> Escaped:
+    """``body`` JSON-escaped, without the quotes, in pieces: from ``template`` and ``values``
+    when ``body`` was made from them (its length is checked, so a body replaced after
+    rendering is escaped as it is), else from ``body`` itself."""
     if template is not None:
-        pieces = _escaped_template(template).fill(body, values)
-        if pieces is not None:
-            return pieces
-    return [_escaped(body)]
+        escaped = _escaped_template(template).fill(body, values)
+        if escaped is not None:
+            return escaped
+    return Escaped.of(body)
 
 
-def body_pieces(message: OutgoingMessage) -> tuple[list[bytes], list[bytes]]:
+def body_pieces(message: OutgoingMessage) -> tuple[Escaped, Escaped]:
     """The HTML and the text body of ``message`` JSON-escaped (see ``escaped_pieces``)."""
     merge = message.merge
     if merge is None:
-        return [_escaped(message.html)], [_escaped(message.text)]
+        return Escaped.of(message.html), Escaped.of(message.text)
     return (
         escaped_pieces(message.html, merge.html_template, merge.html_values),
         escaped_pieces(message.text, merge.text_template, merge.text_values),

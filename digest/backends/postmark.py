@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
 # Postmark refuses a batch call over 50 MB (50 x 1024 x 1024 bytes of request body).
 MAX_CALL_BYTES = 50 * 1024 * 1024
+_BODY_KEYS_BYTES = len(b',"HtmlBody":"' + b'","TextBody":"' + b'",')
 INVALID_EMAIL_REQUEST = 300
 INACTIVE_RECIPIENT = 406
 # Error 300 also covers a bad From or body; only a bad recipient makes the address unusable.
@@ -76,16 +77,18 @@ class PostmarkBackend(ApiKeyBackend):
             html, text = body_pieces(message)
             # orjson.dumps({**head, "HtmlBody": html, "TextBody": text, **tail}), byte for
             # byte, with the bodies escaped once per template (digest.backends.json_strings).
+            start = orjson.dumps(head)[:-1]
+            end = orjson.dumps(tail)[1:]
             element = [
-                orjson.dumps(head)[:-1],
+                start,
                 b',"HtmlBody":"',
-                *html,
+                *html.pieces,
                 b'","TextBody":"',
-                *text,
+                *text.pieces,
                 b'",',
-                orjson.dumps(tail)[1:],
+                end,
             ]
-            size = sum(map(len, element))
+            size = len(start) + html.size + text.size + len(end) + _BODY_KEYS_BYTES
             if call_indexes and array.size_with(size) > MAX_CALL_BYTES:
                 calls.append(ApiCall(call_indexes, "/email/batch", array=array))
                 array, call_indexes = JsonArray(), list[int]()

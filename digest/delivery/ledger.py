@@ -189,9 +189,23 @@ def expire_leases(
     claimed = DELIVERY.c.state == str(DeliveryState.CLAIMED)
     if edition_ids is not None:
         claimed = sa.and_(claimed, DELIVERY.c.edition_id.in_(list(edition_ids)))
+    # One look at the holders first: most claims find every lease alive and change nothing.
+    holders = session.connection().execute(
+        sa.select(DELIVERY.c.worker, sa.func.min(DELIVERY.c.lease_expires_at))
+        .where(claimed)
+        .group_by(DELIVERY.c.worker)
+    )
+    dead: list[str] = []
+    any_ended = False
+    for holder, earliest in holders:
+        if holder and holder_is_dead(str(holder)):
+            dead.append(str(holder))
+        any_ended = any_ended or (earliest is not None and aware(earliest) < now)
+    if not dead and not any_ended:
+        return 0
     ended: sa.ColumnElement[bool] = DELIVERY.c.lease_expires_at < now
-    dead = dead_holders(session, claimed)
     if dead:
+        dead.sort()
         log.warning("reclaiming the rows of dead holders on this host: %s", ", ".join(dead))
         ended = sa.or_(ended, DELIVERY.c.worker.in_(dead))
     expired = sa.and_(claimed, ended)
@@ -235,12 +249,6 @@ def expire_leases(
             .rowcount
         )
     return int(changed)
-
-
-def dead_holders(session: Session, claimed: sa.ColumnElement[bool]) -> list[str]:
-    """The holders of claimed rows that are known dead (``holder_is_dead``)."""
-    holders = session.connection().execute(sa.select(DELIVERY.c.worker).where(claimed).distinct())
-    return sorted(str(row[0]) for row in holders if row[0] and holder_is_dead(str(row[0])))
 
 
 def claim_batch(

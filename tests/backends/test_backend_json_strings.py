@@ -63,9 +63,9 @@ def test_rendered_messages_are_sent_as_orjson_writes_them(
 
 def test_escaped_bodies_join_to_the_escaped_body(comparisons_dir: Path) -> None:
     for message in _edition(comparisons_dir, _names(100, HOSTILE_NAMES)):
-        html, text = body_pieces(message)
-        assert b"".join(html) == orjson.dumps(message.html)[1:-1]
-        assert b"".join(text) == orjson.dumps(message.text)[1:-1]
+        for escaped, body in zip(body_pieces(message), (message.html, message.text), strict=True):
+            assert b"".join(escaped.pieces) == orjson.dumps(body)[1:-1]
+            assert escaped.size == len(orjson.dumps(body)) - 2
 
 
 def test_a_body_replaced_after_rendering_is_sent_as_it_is(comparisons_dir: Path) -> None:
@@ -98,7 +98,8 @@ def test_values_that_look_like_the_array_separator_are_escaped_apart(shift: int)
     chunks.append(None)
     template = BodyTemplate(tuple(chunks), tuple(positions))
     body = template.fill(values)
-    pieces = escaped_pieces(body, template, values)
+    escaped = escaped_pieces(body, template, values)
     # Made from the template (a piece per slot and per literal run), not escaped whole.
-    assert len(pieces) == 2 * len(positions) + 1
-    assert b"".join(pieces) == orjson.dumps(body)[1:-1]
+    assert len(escaped.pieces) == 2 * len(positions) + 1
+    assert b"".join(escaped.pieces) == orjson.dumps(body)[1:-1]
+    assert escaped.size == len(orjson.dumps(body)) - 2
