@@ -1,7 +1,8 @@
 """The pipeline every HTTP API provider shares; each provider overrides only its own steps.
 
     plan      (provider)  split the batch into calls and build each call's payload
-    encode                JSON with orjson, or a form body, once per call
+    encode                JSON with orjson, or a form body, once per call; a JSON array is
+                          written a chunk at a time from its elements' pieces (``JsonArray``)
     post                  one reusable ``httpx.Client``: pooled connections, timeouts, base URL
     classify              transport failures and status codes -> ``digest.backends.errors``
     parse     (provider)  the provider's answer -> one ``SendResult`` per message of the call

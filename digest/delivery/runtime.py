@@ -1,5 +1,6 @@
 """Process-wide settings for a process that sends: memory handed back to the OS, and a
-garbage collector that does not walk the application's own objects over and over.
+garbage collector that neither walks the application's own objects over and over nor runs
+every few dozen messages.
 
 ``prepare_process_for_sending`` runs once per process, when the first ``DeliveryEngine`` is
 made (``digest send``, ``digest worker``, the scheduler's job).
@@ -14,6 +15,7 @@ import sys
 
 M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter number
 MMAP_THRESHOLD_BYTES = 256 * 1024
+GC_YOUNG_THRESHOLD = 50_000  # Python's default is 700
 
 
 @functools.cache
@@ -21,6 +23,7 @@ def prepare_process_for_sending() -> None:
     """Both settings below, once per process."""
     return_large_buffers_to_the_os()
     freeze_long_lived_objects()
+    collect_less_often()
 
 
 def return_large_buffers_to_the_os() -> None:
@@ -52,3 +55,17 @@ def freeze_long_lived_objects() -> None:
     """
     gc.collect()
     gc.freeze()
+
+
+def collect_less_often() -> None:
+    """Run the cyclic garbage collector after ``GC_YOUNG_THRESHOLD`` net new containers
+    rather than 700.
+
+    Every message makes and frees hundreds of containers (its values, its body's pieces),
+    nearly all freed by reference counting as soon as its call is recorded. At the default
+    threshold the collector ran every 60-odd messages, each time over the messages of the
+    call in hand, which were about to be freed anyway (measured on 30,000 messages: 16 µs of
+    collection per message; 0.4 µs at 50,000). Cyclic garbage is still collected, later.
+    """
+    _young, *older = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, *older)
