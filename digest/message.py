@@ -190,12 +190,19 @@ class BodyTemplate:
 class MergeParts:
     """How a message's bodies were made: ``html == html_template.fill(html_values)`` and the
     same for text. The templates are shared (the same objects) by every message of one
-    content variant; the values are this subscriber's, HTML-escaped in ``html_values``."""
+    content variant; the values are this subscriber's, HTML-escaped in ``html_values``.
+
+    ``html`` and ``text`` are the bodies made from them, the very objects the message holds:
+    a message whose body was replaced afterwards no longer matches its parts, which
+    ``OutgoingMessage.merged`` tells at once, whatever the new body's length or content.
+    """
 
     html_template: BodyTemplate
     text_template: BodyTemplate
     html_values: tuple[str, ...]
     text_values: tuple[str, ...]
+    html: str = field(default="", repr=False, compare=False)
+    text: str = field(default="", repr=False, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,6 +231,15 @@ class OutgoingMessage:
     idempotency_key: str | None = None
     metadata: Mapping[str, str] = field(default_factory=dict)
     merge: MergeParts | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def merged(self) -> MergeParts | None:
+        """``merge`` while both bodies are the ones made from it; None when there are no
+        parts or a body was replaced after rendering (the message is then sent as it is)."""
+        merge = self.merge
+        if merge is not None and merge.html is self.html and merge.text is self.text:
+            return merge
+        return None
 
     def __post_init__(self) -> None:
         if self.to_name:

@@ -3,9 +3,11 @@
 A rendered message's body is its variant's template filled with this subscriber's values
 (``digest.message.MergeParts``). JSON escapes a string character by character, so the escaped
 body is the escaped literal text of the template with the escaped values in the slots: the
-literal text (nearly all of a 60 KB digest) is escaped once per template and every message
-costs a join of bytes. The result is byte for byte what ``orjson.dumps(body)`` writes
-(tests compare the two).
+literal text (nearly all of a 60 KB digest) is escaped once per template, and every message
+only escapes its values and lists the pieces (joined as the request is written). The result
+is byte for byte what ``orjson.dumps(body)`` writes (tests compare the two). A message whose
+body was replaced after rendering no longer matches its merge parts
+(``OutgoingMessage.merged``) and is escaped as it is.
 
 Besides the escaping, this spares each message the buffer ``orjson.dumps`` reserves for the
 worst case of a long string (four bytes a character, rounded up to a power of two: 512 KB for
@@ -31,7 +33,7 @@ class Escaped(NamedTuple):
     size: int
 
     @classmethod
-    def of(cls, text: str) -> Escaped:
+    def whole(cls, text: str) -> Escaped:
         escaped = _escaped(text)
         return cls([escaped], len(escaped))
 
@@ -44,8 +46,7 @@ class _EscapedTemplate:
 
     literals: tuple[bytes, ...]  # one more than there are slots
     slots: tuple[int, ...]  # the value index of each slot, in body order
-    literal_length: int  # characters of literal text (of the unescaped body)
-    literal_bytes: int  # bytes of escaped literal text
+    literal_bytes: int
 
     @classmethod
     def of(cls, template: BodyTemplate) -> _EscapedTemplate:
@@ -58,24 +59,21 @@ class _EscapedTemplate:
                 literals.append(b"")
             else:
                 literals[-1] += _escaped(chunk)
-        return cls(tuple(literals), tuple(slots), template.size, sum(map(len, literals)))
+        return cls(tuple(literals), tuple(slots), sum(map(len, literals)))
 
-    def fill(self, body: str, values: Sequence[str]) -> Escaped | None:
-        """``body`` escaped; None when ``body`` is not this template filled with ``values``
-        (its length differs: replaced after rendering)."""
+    def fill(self, values: Sequence[str]) -> Escaped:
+        """The template filled with ``values``, escaped, in pieces (joined only as the request
+        is written): each value escaped once (all in one call), placed at every slot that
+        uses it."""
         slots = self.slots
         if not slots:
-            if len(body) != self.literal_length:
-                return None
             return Escaped(list(self.literals), self.literal_bytes)
-        pick = (lambda items: [items[slots[0]]]) if len(slots) == 1 else itemgetter(*slots)
-        if len(body) != self.literal_length + sum(map(len, pick(values))):
-            return None
-        placed = pick(_escaped_all(values))  # each value escaped once, placed at every use
+        escaped = _escaped_all(values)
+        placed = [escaped[slots[0]]] if len(slots) == 1 else itemgetter(*slots)(escaped)
         pieces: list[bytes] = [b""] * (2 * len(slots) + 1)
         pieces[0::2] = self.literals
         pieces[1::2] = placed
-        return Escaped(pieces, self.literal_bytes + len(b"".join(placed)))
+        return Escaped(pieces, self.literal_bytes + sum(map(len, placed)))
 
 
 # Templates by identity: every message of a variant shares its two template objects, and
@@ -105,23 +103,19 @@ def _escaped_all(values: Sequence[str]) -> list[bytes]:
     return orjson.dumps(list(values))[2:-2].split(b'","')
 
 
-def escaped_pieces(body: str, template: BodyTemplate | None, values: Sequence[str]) -> Escaped:
-    """``body`` JSON-escaped, without the quotes, in pieces: from ``template`` and ``values``
-    when ``body`` was made from them (its length is checked, so a body replaced after
-    rendering is escaped as it is), else from ``body`` itself."""
-    if template is not None:
-        escaped = _escaped_template(template).fill(body, values)
-        if escaped is not None:
-            return escaped
-    return Escaped.of(body)
+def escaped_body(template: BodyTemplate, values: Sequence[str]) -> Escaped:
+    """``template.fill(values)`` JSON-escaped, without the quotes."""
+    return _escaped_template(template).fill(values)
 
 
-def body_pieces(message: OutgoingMessage) -> tuple[Escaped, Escaped]:
-    """The HTML and the text body of ``message`` JSON-escaped (see ``escaped_pieces``)."""
-    merge = message.merge
+def escaped_bodies(message: OutgoingMessage) -> tuple[Escaped, Escaped]:
+    """The HTML and the text body of ``message`` JSON-escaped, without the quotes: from the
+    templates and values they were made from, or, for a message without merge parts or with
+    a body replaced after rendering (``OutgoingMessage.merged``), from the bodies themselves."""
+    merge = message.merged
     if merge is None:
-        return Escaped.of(message.html), Escaped.of(message.text)
+        return Escaped.whole(message.html), Escaped.whole(message.text)
     return (
-        escaped_pieces(message.html, merge.html_template, merge.html_values),
-        escaped_pieces(message.text, merge.text_template, merge.text_values),
+        escaped_body(merge.html_template, merge.html_values),
+        escaped_body(merge.text_template, merge.text_values),
     )

@@ -2,13 +2,14 @@
 Mailgun): which messages share a call.
 
 A rendered message carries its content variant's compiled templates and its own slot values
-(``OutgoingMessage.merge``). Messages that share both templates (the same objects), the sender,
+(``OutgoingMessage.merged``). Messages that share both templates (the same objects), the sender,
 the reply-to, the header names and the metadata keys share a call: the provider gets the
 templates once, each slot written as its merge tag, and each recipient's values beside their
 address. Filling the tags gives every recipient exactly ``template.fill(values)``, the body
 every other backend sends; nothing is recovered from finished bodies.
 
-A message goes in a call of its own, its bodies as they are, when it carries no merge parts,
+A message goes in a call of its own, its bodies as they are, when it carries no merge parts
+(or a body was replaced after rendering),
 when the provider's merge syntax occurs in anything the provider would substitute in (its
 template's text, its values, subject, display name, header or metadata values: ``is_safe``
 says), or when its values exceed the provider's per-recipient limit. A call never holds one
@@ -44,7 +45,7 @@ def slot_names(members: Sequence[OutgoingMessage]) -> tuple[list[str], list[str]
     """The merge names of each slot in the HTML and in the text part of a call: ``hN`` and
     ``tN``, or one ``bN`` for both parts when every member has the same value there in both
     (a vote link's signature, say), so that value travels once per recipient."""
-    merges = [m.merge for m in members if m.merge is not None]
+    merges = [parts for m in members if (parts := m.merged) is not None]
     count = len(merges[0].html_values) if merges else 0
     html, text = [], []
     for n in range(count):
@@ -59,7 +60,7 @@ def slot_names(members: Sequence[OutgoingMessage]) -> tuple[list[str], list[str]
 
 def slot_values(message: OutgoingMessage, names: tuple[list[str], list[str]]) -> dict[str, str]:
     """One message's values under the names of ``slot_names``."""
-    merge = message.merge
+    merge = message.merged
     assert merge is not None  # grouped with others only when it has merge parts
     values = dict(zip(names[0], merge.html_values, strict=True))
     values.update(zip(names[1], merge.text_values, strict=True))
@@ -105,7 +106,7 @@ def group_for_merge(
 
     for index in indexes:
         message = messages[index]
-        parts = message.merge
+        parts = message.merged
         mergeable = (
             parts is not None
             and template_is_safe(parts.html_template)

@@ -17,7 +17,7 @@ import orjson
 
 from digest.backends.base import ResultStatus, SendResult
 from digest.backends.http import ApiCall, ApiKeyBackend, JsonArray
-from digest.backends.json_strings import body_pieces
+from digest.backends.json_strings import escaped_bodies
 from digest.message import OutgoingMessage, format_address, parse_address
 
 if TYPE_CHECKING:
@@ -74,11 +74,10 @@ class PostmarkBackend(ApiKeyBackend):
                 tail["ReplyTo"] = parse_address(message.reply_to)
             if message.metadata:
                 tail["Metadata"] = message.metadata
-            html, text = body_pieces(message)
+            html, text = escaped_bodies(message)
             # orjson.dumps({**head, "HtmlBody": html, "TextBody": text, **tail}), byte for
             # byte, with the bodies escaped once per template (digest.backends.json_strings).
-            start = orjson.dumps(head)[:-1]
-            end = orjson.dumps(tail)[1:]
+            start, end = orjson.dumps(head)[:-1], orjson.dumps(tail)[1:]
             element = [
                 start,
                 b',"HtmlBody":"',

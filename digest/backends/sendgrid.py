@@ -83,7 +83,7 @@ class SendGridBackend(ApiKeyBackend):
             }
             if message.headers:
                 personalization["headers"] = dict(message.headers)
-            if parts is not None and message.merge is not None:
+            if parts is not None and message.merged is not None:
                 personalization["substitutions"] = {
                     self.tag(name): value for name, value in slot_values(message, names).items()
                 }

@@ -249,5 +249,7 @@ def compose(
         },
         idempotency_key=idempotency_key,
         metadata=metadata or {},
-        merge=MergeParts(variant.html, variant.text, copy.html_values, copy.text_values),
+        merge=MergeParts(
+            variant.html, variant.text, copy.html_values, copy.text_values, copy.html, copy.text
+        ),
     )

@@ -39,22 +39,17 @@ def build_message(n: int = 1, **overrides: Any) -> OutgoingMessage:
     """
     token = f"tok{n:05d}"
     url = f"https://verdicts.example.com/u/{token}?list=weekly&s={n}"
-    merge = MergeParts(
-        HTML_TEMPLATE,
-        TEXT_TEMPLATE,
-        (f"Reader {n}", url.replace("&", "&amp;")),
-        (f"Reader {n}", url),
-    )
+    html_values = (f"Reader {n}", url.replace("&", "&amp;"))
+    text_values = (f"Reader {n}", url)
+    html, text = HTML_TEMPLATE.fill(html_values), TEXT_TEMPLATE.fill(text_values)
+    merge = MergeParts(HTML_TEMPLATE, TEXT_TEMPLATE, html_values, text_values, html, text)
     fields: dict[str, Any] = {
         "sender": "Weekly AI Tool Verdicts <digest@verdicts.example.com>",
         "to": f"reader{n}@example.org",
         "to_name": f"Reader {n}",
         "subject": "This week: Cursor vs Copilot",
-        "html": (
-            f"<html><body><p>Hello Reader {n},</p><p>The verdicts.</p>"
-            f'<a href="{url.replace("&", "&amp;")}">Unsubscribe</a></body></html>'
-        ),
-        "text": f"Hello Reader {n},\n\nThe verdicts.\n\nUnsubscribe: {url}\n",
+        "html": html,
+        "text": text,
         "message_id": f"<2025-w07.{n}@verdicts.example.com>",
         "headers": {
             "List-Id": "weekly.verdicts.example.com",

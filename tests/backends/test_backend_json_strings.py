@@ -12,7 +12,7 @@ import pytest
 from backend_fakes import FakeApi, build_batch, json_response
 from test_backend_merge import HOSTILE_NAMES, _edition, _names
 
-from digest.backends.json_strings import body_pieces, escaped_pieces
+from digest.backends.json_strings import escaped_bodies, escaped_body
 from digest.backends.postmark import PostmarkBackend
 from digest.message import BodyTemplate, OutgoingMessage, format_address, parse_address
 
@@ -63,7 +63,10 @@ def test_rendered_messages_are_sent_as_orjson_writes_them(
 
 def test_escaped_bodies_join_to_the_escaped_body(comparisons_dir: Path) -> None:
     for message in _edition(comparisons_dir, _names(100, HOSTILE_NAMES)):
-        for escaped, body in zip(body_pieces(message), (message.html, message.text), strict=True):
+        assert message.merged is not None  # escaped from the templates, not whole
+        for escaped, body in zip(
+            escaped_bodies(message), (message.html, message.text), strict=True
+        ):
             assert b"".join(escaped.pieces) == orjson.dumps(body)[1:-1]
             assert escaped.size == len(orjson.dumps(body)) - 2
 
@@ -73,7 +76,11 @@ def test_a_body_replaced_after_rendering_is_sent_as_it_is(comparisons_dir: Path)
     changed = [
         dataclasses.replace(rendered, html=rendered.html.replace("</body>", "<p>x</p></body>")),
         dataclasses.replace(rendered, text='"quoted"\n\ttab \\ \x01 ✓'),
+        # The same length as before: told apart all the same.
+        dataclasses.replace(rendered, html=rendered.html.replace("Hi Ada", "Yo Ada", 1)),
     ]
+    assert rendered.merged is not None
+    assert all(message.merged is None for message in changed)
     assert _sent_bodies(changed)[0] == orjson.dumps([_item(message) for message in changed])
 
 
@@ -98,8 +105,6 @@ def test_values_that_look_like_the_array_separator_are_escaped_apart(shift: int)
     chunks.append(None)
     template = BodyTemplate(tuple(chunks), tuple(positions))
     body = template.fill(values)
-    escaped = escaped_pieces(body, template, values)
-    # Made from the template (a piece per slot and per literal run), not escaped whole.
-    assert len(escaped.pieces) == 2 * len(positions) + 1
+    escaped = escaped_body(template, values)
     assert b"".join(escaped.pieces) == orjson.dumps(body)[1:-1]
     assert escaped.size == len(orjson.dumps(body)) - 2

@@ -9,6 +9,7 @@ tag would be caught here as a body that differs from Postmark's.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 from email.utils import parseaddr
@@ -210,14 +211,34 @@ def test_values_over_the_per_recipient_cap_go_alone() -> None:
     batch = [build_message(1), build_message(2, to_name="n")]
     long_name = build_message(3)
     assert long_name.merge is not None
+    html_values = ("y" * 20_000, long_name.merge.html_values[1])
+    text_values = ("y" * 20_000, long_name.merge.text_values[1])
+    html = long_name.merge.html_template.fill(html_values)
+    text = long_name.merge.text_template.fill(text_values)
     merge = long_name.merge.__class__(
         long_name.merge.html_template,
         long_name.merge.text_template,
-        ("y" * 20_000, long_name.merge.html_values[1]),
-        ("y" * 20_000, long_name.merge.text_values[1]),
+        html_values,
+        text_values,
+        html,
+        text,
     )
-    batch.append(build_message(3, merge=merge))
+    batch.append(dataclasses.replace(long_name, html=html, text=text, merge=merge))
+    assert batch[-1].merged is merge
     groups = group_for_merge(
         batch, range(3), is_safe=lambda _text: True, max_call_bytes=10**9, max_values_bytes=10_000
     )
     assert [group.indexes for group in groups] == [[0, 1], [2]]
+
+
+def test_a_body_replaced_after_rendering_goes_alone_as_it_is() -> None:
+    batch = build_batch(3)
+    # Same length, other content: the message's parts no longer describe its body.
+    replaced = dataclasses.replace(batch[1], html=batch[1].html.replace("Hello", "HELLO"))
+    batch[1] = replaced
+    assert len(replaced.html) == len(build_message(2).html) and replaced.merged is None
+
+    groups = group_for_merge(batch, range(3), is_safe=lambda _text: True, max_call_bytes=10**9)
+
+    assert [group.indexes for group in groups] == [[0, 2], [1]]
+    assert groups[1].parts is None
