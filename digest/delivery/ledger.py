@@ -479,7 +479,7 @@ def _take_statement(dialect: str) -> sa.Update:
             sa.or_(DELIVERY.c.not_before.is_(None), DELIVERY.c.not_before <= now),
         )
         .order_by(DELIVERY.c.id)
-        .limit(sa.bindparam("b_limit", literal_execute=False))
+        .limit(sa.bindparam("b_limit"))
     )
     if dialect == "postgresql":
         candidates = candidates.with_for_update(skip_locked=True)
