@@ -201,8 +201,8 @@ class MergeParts:
     text_template: BodyTemplate
     html_values: tuple[str, ...]
     text_values: tuple[str, ...]
-    html: str = field(default="", repr=False, compare=False)
-    text: str = field(default="", repr=False, compare=False)
+    html: str | None = field(default=None, repr=False, compare=False)
+    text: str | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -86,9 +86,8 @@ class ApiCall:
     def encode(self) -> tuple[Body, str]:
         """The request body and its content type."""
         if self.form is not None:
-            return Body.of(
-                urlencode(self.form).encode("ascii")
-            ), "application/x-www-form-urlencoded"
+            form = urlencode(self.form).encode("ascii")
+            return Body.of(form), "application/x-www-form-urlencoded"
         if self.array is not None:
             return self.array, "application/json"
         if isinstance(self.json, list):
@@ -145,7 +144,7 @@ class JsonArray(Body):
         chunk: list[bytes] = [b"["]
         filled = 1
         for index, (pieces, size) in enumerate(zip(self.elements, self.sizes, strict=True)):
-            if filled and filled + size > CHUNK_BYTES:
+            if filled > 1 and filled + size > CHUNK_BYTES:  # never a chunk of "[" alone
                 yield b"".join(chunk)
                 chunk, filled = [], 0
             if index:

@@ -9,12 +9,11 @@ address. Filling the tags gives every recipient exactly ``template.fill(values)`
 every other backend sends; nothing is recovered from finished bodies.
 
 A message goes in a call of its own, its bodies as they are, when it carries no merge parts
-(or a body was replaced after rendering),
-when the provider's merge syntax occurs in anything the provider would substitute in (its
-template's text, its values, subject, display name, header or metadata values: ``is_safe``
-says), or when its values exceed the provider's per-recipient limit. A call never holds one
-address twice (providers key per-recipient data by address), nor more than ``max_call_bytes``
-(estimated).
+(or a body was replaced after rendering), when the provider's merge syntax occurs in anything
+the provider would substitute in (its template's text, its values, subject, display name,
+header or metadata values: ``is_safe`` says), or when its values exceed the provider's
+per-recipient limit. A call never holds one address twice (providers key per-recipient data
+by address), nor more than ``max_call_bytes`` (estimated).
 """
 
 from __future__ import annotations

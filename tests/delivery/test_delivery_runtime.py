@@ -46,7 +46,7 @@ def test_the_first_engine_of_a_process_freezes_long_lived_objects_and_collects_l
     )
     figures = json.loads(result.stdout.strip().splitlines()[-1])
     before, after, second = figures["before"], figures["after"], figures["second"]
-    assert before["threshold"][0] == 700 and before["frozen"] == 0
+    assert before["threshold"][0] != GC_YOUNG_THRESHOLD and before["frozen"] == 0
     assert after["threshold"][0] == GC_YOUNG_THRESHOLD
     assert after["threshold"][1:] == before["threshold"][1:]
     # The modules, mappings and settings alive then: tens of thousands of objects.
