@@ -99,11 +99,10 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_server(
-    settings: Settings, port: int, workdir: Path, extra: dict[str, str]
-) -> subprocess.Popen[bytes]:
-    env = (
-        os.environ
+def digest_env(settings: Settings, extra: dict[str, str], **more: str) -> dict[str, str]:
+    """The environment of a digest process on the bench database (memory backend)."""
+    return (
+        dict(os.environ)
         | extra
         | {
             "DIGEST_ENVIRONMENT": "test",
@@ -111,10 +110,16 @@ def start_server(
             "DIGEST_SECRET_KEY": SECRET,
             "DIGEST_BASE_URL": settings.base_url,
             "DIGEST_EMAIL_BACKEND": "memory",
-            # One load client stands for many readers: no per-client limit on the vote button.
-            "DIGEST_VOTE_RATE_PER_MINUTE": "1000000000",
         }
+        | more
     )
+
+
+def start_server(
+    settings: Settings, port: int, workdir: Path, extra: dict[str, str]
+) -> subprocess.Popen[bytes]:
+    # One load client stands for many readers: no per-client limit on the vote button.
+    env = digest_env(settings, extra, DIGEST_VOTE_RATE_PER_MINUTE="1000000000")
     command = [
         sys.executable,
         "-m",
@@ -406,18 +411,7 @@ def start_send(
     settings: Settings, workdir: Path, rate: float, extra: dict[str, str]
 ) -> subprocess.Popen[bytes]:
     """``digest send`` of the W47 edition in the background (memory backend)."""
-    env = (
-        os.environ
-        | extra
-        | {
-            "DIGEST_ENVIRONMENT": "test",
-            "DIGEST_DATABASE_URL": settings.database_url,
-            "DIGEST_SECRET_KEY": SECRET,
-            "DIGEST_BASE_URL": settings.base_url,
-            "DIGEST_EMAIL_BACKEND": "memory",
-            "DIGEST_SEND_RATE": str(rate),
-        }
-    )
+    env = digest_env(settings, extra, DIGEST_SEND_RATE=str(rate))
     command = [sys.executable, "-m", "digest", "send", "--week", VOTE_WEEK, "--now"]
     return subprocess.Popen(
         command, env=env, cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL

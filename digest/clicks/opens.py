@@ -25,7 +25,7 @@ from sqlalchemy.engine import Connection
 
 from digest.clicks.models import OpenDaily, OpenHit
 from digest.clicks.rules import AUTOMATED, HUMAN, Hit, classify_open
-from digest.clicks.store import USER_AGENT_CHARS, fold_into_daily, insert_existing
+from digest.clicks.store import fold_into_daily, insert_existing, request_columns
 
 OPEN = cast(sa.Table, sa.inspect(OpenHit).local_table)
 OPEN_DAILY = cast(sa.Table, sa.inspect(OpenDaily).local_table)
@@ -51,9 +51,7 @@ def _row(fetch: RawOpen) -> dict[str, Any]:
         "edition_id": fetch.edition_id,
         "subscriber_id": fetch.subscriber_id,
         "at": fetch.at,
-        "method": fetch.method[:8],
-        "user_agent": fetch.user_agent[:USER_AGENT_CHARS],
-        "network": fetch.network[:64],
+        **request_columns(fetch.method, fetch.user_agent, fetch.network),
         "verdict": HUMAN if reason is None else AUTOMATED,
         "reason": "" if reason is None else str(reason),
     }

@@ -68,15 +68,22 @@ def links(connection: Connection, edition_id: int) -> list[EditionLink]:
     return [EditionLink.model_validate(dict(row._mapping)) for row in rows]
 
 
+def request_columns(method: str, user_agent: str, network: str) -> dict[str, str]:
+    """What a stored hit keeps of its request, cut to its columns' widths."""
+    return {
+        "method": method[:8],
+        "user_agent": user_agent[:USER_AGENT_CHARS],
+        "network": network[:64],
+    }
+
+
 def _row(hit: RawHit) -> dict[str, Any]:
     return {
         "edition_id": hit.edition_id,
         "subscriber_id": hit.subscriber_id,
         "link": hit.link,
         "at": hit.at,
-        "method": hit.method[:8],
-        "user_agent": hit.user_agent[:USER_AGENT_CHARS],
-        "network": hit.network[:64],
+        **request_columns(hit.method, hit.user_agent, hit.network),
         "verdict": "",
         "reason": "",
     }
